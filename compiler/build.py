@@ -1,0 +1,220 @@
+"""Spec -> manifest.jsonl + manifest.json (+ vendor job files): the compile pipeline, streaming."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .checks import check_spec
+from .errors import SpecError, SpecIssue
+from .hashing import canonical_json, content_hash
+from .loader import LineMap, LoadedSpec, load_spec
+from .pricing import PriceTable, estimate_input_tokens, estimate_output_tokens
+from .requests import IdAssigner, expand_requests, schema_key
+from .spec import DatasetConfigBase
+from .stages import BuildContext, Row, Stage, stages_for
+
+MANIFEST_FORMAT = 1
+
+
+@dataclass
+class Prepared:
+    """A spec that passed every check, with where it came from."""
+
+    spec: DatasetConfigBase
+    base_dir: Path
+    lines: LineMap
+    warnings: list[SpecIssue]
+
+    @property
+    def stages(self) -> list[Stage]:
+        return stages_for(self.spec)
+
+
+def prepare(spec_or_path: DatasetConfigBase | LoadedSpec | str | Path, base_dir: Path | None = None) -> Prepared:
+    """Load (if a path) and check a spec; raise SpecError listing every problem, located.
+
+    Args:
+        spec_or_path: a config object, a loaded spec or the path of a YAML/JSON spec file.
+        base_dir: where relative source paths start for a config object (default: the working directory).
+    """
+    if isinstance(spec_or_path, (str, Path)):
+        loaded = load_spec(spec_or_path)
+    elif isinstance(spec_or_path, LoadedSpec):
+        loaded = spec_or_path
+    else:
+        loaded = LoadedSpec(spec_or_path, (base_dir or Path.cwd()).resolve(), LineMap(None))
+    errors, warnings = check_spec(loaded.config, loaded.base_dir)
+    if errors:
+        raise SpecError([loaded.lines.issue(path, msg) for path, msg in errors])
+    return Prepared(loaded.config, loaded.base_dir, loaded.lines, [loaded.lines.issue(p, m) for p, m in warnings])
+
+
+def stage_requests(prepared: Prepared, stage: Stage, inputs: Mapping[str, Iterable[Row]] | None = None,
+                   ids: IdAssigner | None = None) -> Iterator[dict[str, Any]]:
+    """The requests of one stage; later stages need the rows of the stages they read (`stage.inputs`)."""
+    spec = prepared.spec
+    rows = {name: sorted(inputs[name], key=lambda r: r["row_id"]) for name in stage.inputs} if inputs else {}
+    missing = [name for name in stage.inputs if name not in rows]
+    if missing:
+        raise ValueError(f"stage {stage.name!r} needs the rows of {', '.join(missing)}")
+    base = stage.build(spec, BuildContext(prepared.base_dir), rows)
+    return expand_requests(stage.name, schema_key(stage.name, stage.schema), base, spec.expansion,
+                           spec.generation.params(), ids or IdAssigner())
+
+
+@dataclass
+class Summary:
+    """Counts and estimates accumulated while requests stream past."""
+
+    prices: PriceTable
+    requests: int = 0
+    by_stage: Counter[str] = field(default_factory=Counter)
+    by_model: Counter[str] = field(default_factory=Counter)
+    by_language: Counter[str] = field(default_factory=Counter)
+    by_label: Counter[str] = field(default_factory=Counter)
+    tokens: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+
+    def add(self, request: Mapping[str, Any], items: int) -> None:
+        meta = request["meta"]
+        self.requests += 1
+        self.by_stage[request["stage"]] += 1
+        self.by_model[request["model"]] += 1
+        self.by_language[meta.get("language", "")] += 1
+        label = meta.get("label") or meta.get("topic")
+        if label is not None:
+            self.by_label[label] += 1
+        tokens = self.tokens[request["model"]]
+        tokens[0] += estimate_input_tokens(request["messages"])
+        tokens[1] += estimate_output_tokens(items, request["params"]["max_tokens"])
+
+    def as_dict(self) -> dict[str, Any]:
+        by_model = {}
+        totals: dict[str, float | None] = {"online": 0.0, "batch": 0.0}
+        unknown = []
+        for model in sorted(self.tokens):
+            inp, out = self.tokens[model]
+            cost = self.prices.cost(model, inp, out)
+            by_model[model] = {"requests": self.by_model[model], "input_tokens": inp, "output_tokens": out,
+                               "cost_online": cost["online"], "cost_batch": cost["batch"]}
+            if cost["online"] is None:
+                unknown.append(model)
+            for k in totals:
+                if totals[k] is not None and cost[k] is not None:
+                    totals[k] = round(totals[k] + cost[k], 6)  # type: ignore[operator]
+        counts = {
+            "requests": self.requests,
+            "by_stage": dict(sorted(self.by_stage.items())),
+            "by_model": dict(sorted(self.by_model.items())),
+            "by_language": dict(sorted(self.by_language.items())),
+        }
+        if self.by_label:
+            counts["by_label"] = dict(sorted(self.by_label.items()))
+        return {
+            "counts": counts,
+            "estimate": {
+                "note": "estimates: input ~4 characters per token; output ~150 tokens per generated item, "
+                        "capped by max_tokens",
+                "input_tokens": sum(t[0] for t in self.tokens.values()),
+                "output_tokens": sum(t[1] for t in self.tokens.values()),
+                "cost_online": totals["online"],
+                "cost_batch": totals["batch"],
+                "cost_excludes": unknown,
+                "currency": self.prices.currency,
+                "prices_checked": self.prices.checked,
+                "by_model": by_model,
+            },
+        }
+
+
+def _items_per_answer(spec: DatasetConfigBase, stage: Stage) -> int:
+    return spec.num_samples_per_prompt if "items" in stage.schema["properties"] else 1  # type: ignore[attr-defined, no-any-return]
+
+
+def plan(prepared: Prepared, prices: PriceTable | None = None) -> dict[str, Any]:
+    """Counts, token and cost estimates of the first stage; writes nothing."""
+    stage = prepared.stages[0]
+    summary = Summary(prices or PriceTable.load())
+    items = _items_per_answer(prepared.spec, stage)
+    for request in stage_requests(prepared, stage):
+        summary.add(request, items)
+    return {"name": prepared.spec.name, "type": prepared.spec.type, "stage": stage.name, **summary.as_dict()}
+
+
+@dataclass
+class CompileResult:
+    out_dir: Path
+    requests: int
+    manifest: dict[str, Any]
+    warnings: list[str]
+
+
+def compile_to_dir(prepared: Prepared, out_dir: Path, prices: PriceTable | None = None,
+                   strict: bool = False, limits: Mapping[str, Mapping[str, int]] | None = None) -> CompileResult:
+    """Write manifest.jsonl, manifest.json and the vendor job files of the first stage into `out_dir`.
+
+    Files are written into a staging directory and moved into place at the end, so an interrupted compile
+    leaves the previous manifest intact. Runtime state in `out_dir` (state.json, results/) is not touched.
+    """
+    from .jobs import JobFileWriter
+
+    spec = prepared.spec
+    stage = prepared.stages[0]
+    schemas = {schema_key(s.name, s.schema): s.schema for s in prepared.stages}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = out_dir / ".compile-staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    summary = Summary(prices or PriceTable.load())
+    items = _items_per_answer(spec, stage)
+    writer = JobFileWriter(staging, schemas, limits_overrides=limits, strict=strict)
+    with (staging / "manifest.jsonl").open("wb", buffering=1 << 20) as fh:
+        for request in stage_requests(prepared, stage):
+            fh.write(canonical_json(request))
+            fh.write(b"\n")
+            summary.add(request, items)
+            writer.add(request)
+    jobs = writer.close()
+    warnings = [str(w) for w in prepared.warnings] + list(writer.warnings)
+    normalized = spec.model_dump(mode="json")
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "datafast_version": __version__,
+        "name": spec.name,
+        "type": spec.type,
+        "spec_hash": content_hash(normalized),
+        "spec": normalized,
+        "stages": [{"name": s.name, "role": s.role, "inputs": list(s.inputs),
+                    "schema": schema_key(s.name, s.schema)} for s in prepared.stages],
+        "compiled_stages": [stage.name],
+        "schemas": schemas,
+        **summary.as_dict(),
+        "jobs": [{"vendor": j.vendor, "stage": j.stage, "model": j.model, "path": j.path,
+                  "requests": j.requests, "bytes": j.bytes} for j in jobs],
+        "warnings": warnings,
+    }
+    (staging / "manifest.json").write_bytes(_pretty_json(manifest))
+    _move_into_place(staging, out_dir)
+    return CompileResult(out_dir, summary.requests, manifest, warnings)
+
+
+def _pretty_json(obj: Any) -> bytes:
+    import orjson
+
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
+
+
+def _move_into_place(staging: Path, out_dir: Path) -> None:
+    old_jobs = out_dir / "jobs"
+    if old_jobs.exists():
+        shutil.rmtree(old_jobs)
+    if (staging / "jobs").exists():
+        (staging / "jobs").rename(old_jobs)
+    for name in ("manifest.jsonl", "manifest.json"):
+        (staging / name).replace(out_dir / name)
+    staging.rmdir()

@@ -1,0 +1,148 @@
+"""Rules that span several spec fields, checked before anything is written.
+
+Each check returns (path, message) pairs; the caller attaches file and line. Warnings are returned the same
+way and never stop a compile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from .expansion import combination_count
+from .loader import did_you_mean
+from .sources import check_columns
+from .spec import (
+    KNOWN_RUNTIMES,
+    ClassificationDatasetConfig,
+    DatasetConfigBase,
+    GenericPipelineDatasetConfig,
+    MCQDatasetConfig,
+    PreferenceDatasetConfig,
+    RawDatasetConfig,
+    UltrachatDatasetConfig,
+    _MultiStage,
+)
+from .stages import BuildContext, prompt_rules, stages_for
+from .templates import parse_template
+
+Finding = tuple[tuple[str | int, ...], str]
+
+
+def check_spec(spec: DatasetConfigBase, base_dir: Path) -> tuple[list[Finding], list[Finding]]:
+    """All errors and warnings of a structurally valid spec."""
+    errors: list[Finding] = []
+    warnings: list[Finding] = []
+    errors += _models(spec)
+    errors += _duplicates(spec)
+    prompt_errors, used = _prompts(spec)
+    errors += prompt_errors
+    for name in spec.expansion.placeholders:
+        if name not in used:
+            warnings.append((("expansion", "placeholders", name), f"no prompt uses {{{{{name}}}}}; its values are ignored"))
+    errors += _sources(spec, base_dir)
+    if not errors:
+        errors += _expansion_size(spec, base_dir)
+    return errors, warnings
+
+
+def _models(spec: DatasetConfigBase) -> Iterator[Finding]:
+    models = spec.models  # type: ignore[attr-defined]
+    lists = models.items() if isinstance(models, dict) else [(None, models)]
+    for role, names in lists:
+        base: tuple[str | int, ...] = ("models",) if role is None else ("models", role)
+        for i, model in enumerate(names):
+            runtime = model.partition(":")[0]
+            if runtime not in KNOWN_RUNTIMES:
+                yield ((*base, i), f"unknown runtime {runtime!r} in {model!r}{did_you_mean(runtime, KNOWN_RUNTIMES)}; "
+                                   f"runtimes: {', '.join(KNOWN_RUNTIMES)}")
+    if isinstance(spec, _MultiStage) and isinstance(models, dict):
+        needed = {stage.role for stage in stages_for(spec)}
+        for role in models:
+            if role not in spec.ROLES:
+                yield (("models", role), f"unknown role {role!r}{did_you_mean(role, spec.ROLES)}; roles: {', '.join(spec.ROLES)}")
+        for role in sorted(needed - set(models), key=spec.ROLES.index):
+            yield (("models",), f"no models for role {role!r}; add 'models.{role}: [runtime:model, ...]' "
+                                f"(or give one list for every role)")
+
+
+def _duplicates(spec: DatasetConfigBase) -> Iterator[Finding]:
+    lists: list[tuple[str, list[str]]] = []
+    if isinstance(spec, ClassificationDatasetConfig):
+        lists.append(("classes", [c.name for c in spec.classes]))
+    if isinstance(spec, RawDatasetConfig):
+        lists += [("document_types", spec.document_types), ("topics", spec.topics)]
+    if isinstance(spec, UltrachatDatasetConfig):
+        lists.append(("personas", spec.personas))
+    if isinstance(spec, GenericPipelineDatasetConfig):
+        lists += [("input_columns", spec.input_columns), ("output_columns", spec.output_columns)]
+        for i, col in enumerate(spec.forward_columns):
+            if col in spec.output_columns:
+                yield (("forward_columns", i), f"{col!r} is also an output column; rename one of them")
+    for field, values in lists:
+        seen: set[str] = set()
+        for i, value in enumerate(values):
+            if value in seen:
+                where = (field, i, "name") if field == "classes" else (field, i)
+                yield (where, f"duplicate {value!r}; each entry must be unique")
+            seen.add(value)
+
+
+def _prompts(spec: DatasetConfigBase) -> tuple[list[Finding], set[str]]:
+    errors: list[Finding] = []
+    used: set[str] = set()
+    if spec.prompts is None:
+        return errors, used
+    rules = prompt_rules(spec)
+    for i, source in enumerate(spec.prompts):
+        template = parse_template(source)
+        where = ("prompts", i)
+        for name in sorted(rules.mandatory - template.mandatory):
+            errors.append((where, f"missing mandatory placeholder {{{name}}}; this type's prompts must contain "
+                                  + ", ".join(f"{{{m}}}" for m in sorted(rules.mandatory))))
+        for name in sorted(template.mandatory - rules.allowed):
+            hint = did_you_mean(name, rules.allowed)
+            optional = f"; for an expansion value write {{{{{name}}}}}" if name in spec.expansion.placeholders else ""
+            errors.append((where, f"unknown placeholder {{{name}}}{hint}{optional}; allowed: "
+                                  + ", ".join(f"{{{a}}}" for a in sorted(rules.allowed))))
+        if rules.need_one_of and not template.mandatory & rules.need_one_of:
+            errors.append((where, "the prompt uses no input column; add at least one of "
+                                  + ", ".join(f"{{{c}}}" for c in sorted(rules.need_one_of))))
+        for name in template.optional:
+            used.add(name)
+            if name not in spec.expansion.placeholders:
+                errors.append((where, f"{{{{{name}}}}} has no values; add 'expansion: placeholders: {name}: [...]'"
+                                      f"{did_you_mean(name, spec.expansion.placeholders)}"))
+    return errors, used
+
+
+def _sources(spec: DatasetConfigBase, base_dir: Path) -> list[Finding]:
+    columns: dict[str, str] = {}
+    source = getattr(spec, "source", None)
+    if source is None:
+        return []
+    if isinstance(spec, (MCQDatasetConfig, PreferenceDatasetConfig)):
+        columns["text_column"] = spec.text_column
+    if isinstance(spec, MCQDatasetConfig) and spec.context_column:
+        columns["context_column"] = spec.context_column
+    if isinstance(spec, GenericPipelineDatasetConfig):
+        for i, col in enumerate(spec.input_columns):
+            columns[f"input_columns.{i}"] = col
+        for i, col in enumerate(spec.forward_columns):
+            columns[f"forward_columns.{i}"] = col
+    findings = check_columns(source, base_dir, columns)
+    return [(tuple(int(p) if p.isdigit() else p for p in field.split(".")), msg) for field, msg in findings]
+
+
+def _expansion_size(spec: DatasetConfigBase, base_dir: Path) -> list[Finding]:
+    first = stages_for(spec)[0]
+    total = 0
+    for bp in first.build(spec, BuildContext(base_dir), {}):
+        total += combination_count(bp.template.optional if bp.expand else (), spec.expansion)
+    if total > spec.expansion.max_samples:
+        return [(("expansion", "max_samples"), f"the spec expands to {total:,} prompts (before models), more than "
+                                               f"max_samples ({spec.expansion.max_samples:,}); raise "
+                                               "expansion.max_samples or narrow the spec")]
+    if total == 0:
+        return [((), "the spec yields no requests (no documents or rows passed the filters?)")]
+    return []

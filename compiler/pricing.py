@@ -1,0 +1,80 @@
+"""Token and cost estimates for `plan` and manifest.json, from a dated price table kept as data."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+CHARS_PER_TOKEN = 4  # rough average for English; an estimate, labelled as such everywhere it is shown
+TOKENS_PER_MESSAGE = 4
+TOKENS_PER_ITEM = 150  # typical length of one generated item (a text, a question and its answer, ...)
+ANSWER_OVERHEAD_TOKENS = 20
+
+
+def estimate_input_tokens(messages: list[Mapping[str, str]]) -> int:
+    return sum(len(m["content"]) // CHARS_PER_TOKEN + TOKENS_PER_MESSAGE for m in messages)
+
+
+def estimate_output_tokens(items: int, max_tokens: int) -> int:
+    return min(max_tokens, ANSWER_OVERHEAD_TOKENS + items * TOKENS_PER_ITEM)
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    checked: str
+    currency: str
+    batch_discount: float
+    free_runtimes: frozenset[str]
+    models: Mapping[str, Mapping[str, float]]
+    sources: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def load(cls, override: str | Path | None = None) -> PriceTable:
+        """The built-in table, with the entries of `override` (JSON or YAML, same format) merged over it."""
+        data = json.loads(resources.files("datafast.compiler").joinpath("data/prices.json").read_text("utf-8"))
+        sources = ["built-in table"]
+        if override is not None:
+            extra = _read_override(Path(override))
+            data["models"] = {**data["models"], **extra.get("models", {})}
+            for key in ("checked", "currency", "batch_discount", "free_runtimes"):
+                if key in extra:
+                    data[key] = extra[key]
+            sources.append(str(override))
+        return cls(data["checked"], data["currency"], float(data["batch_discount"]),
+                   frozenset(data["free_runtimes"]), data["models"], tuple(sources))
+
+    def price(self, model: str) -> Mapping[str, float] | None:
+        if model.partition(":")[0] in self.free_runtimes:
+            return {"input": 0.0, "output": 0.0}
+        return self.models.get(model)
+
+    def cost(self, model: str, input_tokens: int, output_tokens: int) -> dict[str, float | None]:
+        price = self.price(model)
+        if price is None:
+            return {"online": None, "batch": None}
+        online = (input_tokens * price["input"] + output_tokens * price["output"]) / 1e6
+        batched = model.partition(":")[0] in ("openai", "anthropic", "gemini")
+        return {"online": round(online, 6), "batch": round(online * (self.batch_discount if batched else 1), 6)}
+
+
+def _read_override(path: Path) -> dict[str, Any]:
+    import yaml
+
+    from .errors import SpecError
+
+    try:
+        data = yaml.safe_load(path.read_text("utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise SpecError.single(str(path), None, "", f"cannot read price table: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("models", {}), dict):
+        raise SpecError.single(str(path), None, "models", "a price table is a mapping with 'models': "
+                               "{'runtime:model': {input: USD per 1M tokens, output: ...}}")
+    for model, price in data.get("models", {}).items():
+        if not (isinstance(price, dict) and {"input", "output"} <= set(price)
+                and all(isinstance(price[k], (int, float)) for k in ("input", "output"))):
+            raise SpecError.single(str(path), None, f"models.{model}", "give numeric 'input' and 'output' prices")
+    return data

@@ -1,0 +1,283 @@
+"""The spec language: pydantic models for every dataset type (DESIGN.md §1).
+
+Structure and types are checked here; rules that need several fields at once (placeholders a custom prompt
+must contain, expansion size, source columns) are checked by `compiler.checks`, which reports each problem
+with its field path so the loader can point at the YAML line.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SPEC_FORMAT_VERSION = 1
+KNOWN_RUNTIMES = ("openai", "anthropic", "gemini", "ollama", "local")
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+
+NonEmptyStr = Annotated[str, Field(min_length=1)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GenerationConfig(_Model):
+    """Generation parameters; only what the user sets is sent, except `max_tokens`, which always is."""
+
+    max_tokens: int = Field(2048, ge=1, description="Maximum output tokens per request (always sent).")
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    seed: int | None = None
+
+    def params(self) -> dict[str, Any]:
+        """The request `params`: `max_tokens` plus the sampling parameters the spec set."""
+        out: dict[str, Any] = {"max_tokens": self.max_tokens}
+        for key in ("temperature", "top_p", "seed"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
+
+
+class PromptExpansionConfig(_Model):
+    """Optional `{{x}}` placeholders and how their values combine."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+    placeholders: dict[str, list[str]] = Field(default_factory=dict)
+    combinatorial: bool = True
+    num_random_samples: int = Field(1, ge=1)
+    max_samples: int = Field(10000, ge=1)
+    seed: int = 0
+
+    @field_validator("placeholders")
+    @classmethod
+    def _placeholders(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, values in value.items():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ValueError(f"placeholder name {name!r} must be an identifier ([A-Za-z_][A-Za-z0-9_]*)")
+            if not values:
+                raise ValueError(f"placeholder {name!r} has an empty list of values; give at least one")
+        return value
+
+
+class SourceConfig(_Model):
+    """Input rows: a local file (relative to the spec file) or a Hugging Face dataset."""
+
+    file: str | None = Field(None, description="Path to .jsonl, .csv, .parquet or .txt (one row per line).")
+    hf_dataset: str | None = None
+    split: str = "train"
+    config: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SourceConfig:
+        if (self.file is None) == (self.hf_dataset is None):
+            raise ValueError("give exactly one of 'file' or 'hf_dataset'")
+        if self.file is not None and not re.search(r"\.(jsonl|csv|parquet|txt)$", self.file):
+            raise ValueError(f"source file {self.file!r} must end in .jsonl, .csv, .parquet or .txt")
+        return self
+
+
+class ClassSpec(_Model):
+    name: NonEmptyStr
+    description: NonEmptyStr
+
+
+def _check_model_string(value: str) -> str:
+    runtime, sep, model = value.partition(":")
+    if not sep or not model:
+        raise ValueError(
+            f"model {value!r} must be 'runtime:model' (e.g. 'openai:gpt-4.1-mini'); "
+            f"runtimes: {', '.join(KNOWN_RUNTIMES)}"
+        )
+    return value
+
+
+ModelString = Annotated[str, Field(min_length=1), AfterValidator(_check_model_string)]
+ModelList = Annotated[list[ModelString], Field(min_length=1)]
+
+
+class DatasetConfigBase(_Model):
+    """Keys common to every dataset type."""
+
+    datafast: Literal[1] = Field(1, description="Spec format version.")
+    name: str = Field(pattern=NAME_PATTERN, max_length=100, description="Dataset name; output dir build/<name>.")
+    description: str = ""
+    languages: dict[str, NonEmptyStr] = Field(default_factory=lambda: {"en": "English"}, min_length=1)
+    prompts: list[NonEmptyStr] | None = Field(None, min_length=1)
+    system_prompt: str | None = Field(None, description="Replaces the built-in system message of the first stage.")
+    expansion: PromptExpansionConfig = Field(default_factory=PromptExpansionConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+
+    @field_validator("languages")
+    @classmethod
+    def _language_codes(cls, value: dict[str, str]) -> dict[str, str]:
+        for code in value:
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", code):
+                raise ValueError(f"language code {code!r} must match [A-Za-z0-9_-]+ (e.g. 'en', 'pt-BR')")
+        return value
+
+
+class _SingleStage(DatasetConfigBase):
+    models: ModelList = Field(description="Every expanded prompt goes to every model: 'runtime:model'.")
+
+
+class _MultiStage(DatasetConfigBase):
+    """`models` is a list (every role uses it) or a mapping role -> list."""
+
+    models: ModelList | dict[str, ModelList] = Field(
+        description="A list used by every role, or a mapping role -> list of 'runtime:model'."
+    )
+    ROLES: ClassVar[tuple[str, ...]] = ()
+
+    def models_for(self, role: str) -> list[str]:
+        if isinstance(self.models, list):
+            return list(self.models)
+        return list(self.models.get(role, []))
+
+
+class ClassificationDatasetConfig(_SingleStage):
+    """Labelled texts: `num_samples_per_prompt` texts per class x language x prompt x expansion x model."""
+
+    type: Literal["classification"] = "classification"
+    classes: list[ClassSpec] = Field(min_length=1)
+    num_samples_per_prompt: int = Field(5, ge=1)
+
+
+class RawDatasetConfig(_SingleStage):
+    """Unlabelled texts per document type x topic x language."""
+
+    type: Literal["text"] = "text"
+    document_types: list[NonEmptyStr] = Field(min_length=1)
+    topics: list[NonEmptyStr] = Field(min_length=1)
+    num_samples_per_prompt: int = Field(5, ge=1)
+
+
+class UltrachatDatasetConfig(_MultiStage):
+    """Multi-turn conversations (UltraChat style): questions -> persona rewrite -> assistant/user turns."""
+
+    type: Literal["conversation"] = "conversation"
+    domain: NonEmptyStr
+    topics_and_subtopics: dict[str, list[NonEmptyStr]] = Field(min_length=1)
+    personas: list[NonEmptyStr] = Field(min_length=1)
+    num_samples_per_prompt: int = Field(5, ge=1)
+    num_samples: int | None = Field(None, ge=1, description="Cap on conversations started (opening questions).")
+    max_turns: int = Field(3, ge=1, le=20, description="Assistant turns per conversation, at most.")
+    conversation_continuation_prob: float = Field(0.5, ge=0, le=1)
+
+    ROLES: ClassVar[tuple[str, ...]] = ("questions", "assistant", "user")
+
+    @field_validator("topics_and_subtopics")
+    @classmethod
+    def _subtopics(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for topic, subtopics in value.items():
+            if not subtopics:
+                raise ValueError(f"topic {topic!r} has no subtopics; give at least one")
+        return value
+
+
+class MCQDatasetConfig(_MultiStage):
+    """Multiple-choice questions from documents: questions + correct answer, then three distractors."""
+
+    type: Literal["mcq"] = "mcq"
+    source: SourceConfig
+    text_column: NonEmptyStr = "text"
+    context_column: str | None = None
+    num_samples_per_prompt: int = Field(3, ge=1)
+    sample_count: int | None = Field(None, ge=1, description="Use at most this many documents.")
+    min_document_length: int = Field(100, ge=0)
+    max_document_length: int = Field(10000, ge=1)
+
+    ROLES: ClassVar[tuple[str, ...]] = ("questions", "distractors")
+
+    @model_validator(mode="after")
+    def _lengths(self) -> MCQDatasetConfig:
+        if self.min_document_length > self.max_document_length:
+            raise ValueError("min_document_length is larger than max_document_length")
+        return self
+
+
+class PreferenceDatasetConfig(_MultiStage):
+    """Preference pairs: questions from documents, a chosen and a rejected answer, optional judge scores."""
+
+    type: Literal["preference"] = "preference"
+    input_documents: list[NonEmptyStr] | None = Field(None, min_length=1)
+    source: SourceConfig | None = None
+    text_column: NonEmptyStr = "text"
+    num_samples_per_prompt: int = Field(3, ge=1)
+    llm_as_judge: bool = False
+
+    ROLES: ClassVar[tuple[str, ...]] = ("questions", "chosen", "rejected", "judge")
+
+    @model_validator(mode="after")
+    def _documents(self) -> PreferenceDatasetConfig:
+        if (self.input_documents is None) == (self.source is None):
+            raise ValueError("give exactly one of 'input_documents' or 'source'")
+        return self
+
+
+class GenericPipelineDatasetConfig(_SingleStage):
+    """A prompt over each row of an input dataset; each output column is a string field of the answer."""
+
+    type: Literal["generic"] = "generic"
+    source: SourceConfig
+    input_columns: list[NonEmptyStr] = Field(min_length=1)
+    forward_columns: list[NonEmptyStr] = Field(default_factory=list)
+    output_columns: list[NonEmptyStr] = Field(min_length=1)
+    num_samples_per_prompt: int = Field(1, ge=1)
+    sample_count: int | None = Field(None, ge=1, description="Use at most this many source rows.")
+
+    @field_validator("output_columns")
+    @classmethod
+    def _identifiers(cls, value: list[str]) -> list[str]:
+        for col in value:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", col):
+                raise ValueError(f"output column {col!r} must be an identifier ([A-Za-z_][A-Za-z0-9_]*)")
+        return value
+
+
+DatasetConfig = (
+    ClassificationDatasetConfig
+    | RawDatasetConfig
+    | UltrachatDatasetConfig
+    | MCQDatasetConfig
+    | PreferenceDatasetConfig
+    | GenericPipelineDatasetConfig
+)
+
+CONFIG_BY_TYPE: dict[str, type[DatasetConfigBase]] = {
+    "classification": ClassificationDatasetConfig,
+    "text": RawDatasetConfig,
+    "conversation": UltrachatDatasetConfig,
+    "mcq": MCQDatasetConfig,
+    "preference": PreferenceDatasetConfig,
+    "generic": GenericPipelineDatasetConfig,
+}
+
+
+class SpecDocument(BaseModel):
+    """The whole spec format, for `datafast schema` (editors validate YAML against it)."""
+
+    root: Annotated[DatasetConfig, Field(discriminator="type")]
+
+
+def spec_json_schema() -> dict[str, Any]:
+    """JSON Schema of the spec format, one `oneOf` branch per dataset type, discriminated by `type`."""
+    schema = SpecDocument.model_json_schema()["properties"]["root"]
+    defs = SpecDocument.model_json_schema().get("$defs", {})
+    out: dict[str, Any] = {
+        **schema,
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "datafast spec",
+        "$defs": defs,
+    }
+    for model in CONFIG_BY_TYPE.values():
+        props = defs[model.__name__]["properties"]
+        props["datafast"]["description"] = "Spec format version (required in YAML)."
+        defs[model.__name__].setdefault("required", [])
+        for key in ("datafast", "type"):
+            if key not in defs[model.__name__]["required"]:
+                defs[model.__name__]["required"].append(key)
+    return out

@@ -1,0 +1,306 @@
+"""The renderer interface, compile-time diagnostics and the schema helpers every vendor shares.
+
+A renderer turns one manifest request into one line of its vendor's batch input file. Everything that depends
+only on (model, schema, params) -- the adapted answer schema, the mapped generation parameters, the warnings --
+is computed once and cached; per request a renderer only serializes the messages and the id around a
+pre-serialized constant part (`orjson.Fragment`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, NoReturn
+
+import orjson
+
+JSON = dict[str, Any]
+
+# Canonical job lines: compact UTF-8, sorted keys, '\n'-terminated.
+LINE_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+
+# Keywords that annotate a schema without constraining instances: moving them into the description loses
+# nothing a validator would check, so it is not worth a warning.
+ANNOTATION_KEYWORDS = frozenset(
+    {"title", "description", "default", "examples", "$comment", "deprecated", "readOnly", "writeOnly", "$id",
+     "$anchor"}
+)
+
+# Keywords that only apply to instances of one JSON type (used to split `"type": [A, B]` into anyOf branches).
+TYPE_KEYWORDS: Mapping[str, frozenset[str]] = {
+    "object": frozenset({"properties", "required", "additionalProperties", "patternProperties", "minProperties",
+                         "maxProperties", "propertyNames", "unevaluatedProperties", "dependentRequired",
+                         "dependentSchemas"}),
+    "array": frozenset({"items", "prefixItems", "minItems", "maxItems", "uniqueItems", "contains", "minContains",
+                        "maxContains", "unevaluatedItems"}),
+    "string": frozenset({"minLength", "maxLength", "pattern", "format", "contentEncoding", "contentMediaType"}),
+    "number": frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"}),
+    "integer": frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"}),
+}
+
+MOVED = "is not enforced by the vendor; moved into the description"
+SENT_AS_ANYOF = "is not enforced by the vendor; sent as anyOf (variants may overlap)"
+NOT_SENT = "is not supported by the vendor; not sent"
+
+# Templates are keyed by (model, schema, params); bound the cache so per-request parameters (e.g. a seed per
+# replica) cannot grow it without limit. Clearing only costs re-preparation, warnings are deduplicated anyway.
+_TEMPLATE_CACHE_SIZE = 4096
+
+
+class RenderError(ValueError):
+    """A manifest request that cannot be rendered for a vendor (bad id, unknown role, missing schema)."""
+
+    def __init__(self, vendor: str, request_id: object, message: str) -> None:
+        self.vendor = vendor
+        self.request_id = request_id
+        super().__init__(f"{vendor}: request {request_id!r}: {message}")
+
+
+class UnsupportedFeature(ValueError):
+    """Something a vendor cannot express: raised in strict mode, or always when the vendor would reject it.
+
+    `schema_key` is None for a generation parameter; `keyword` is then the parameter name.
+
+    Example:
+        >>> str(UnsupportedFeature("anthropic", "gen-1", "maxItems", "items"))
+        "anthropic: schema 'gen-1' keyword 'maxItems' at items is not supported by the vendor"
+    """
+
+    def __init__(self, vendor: str, schema_key: str | None, keyword: str, path: str, message: str | None = None):
+        self.vendor = vendor
+        self.schema_key = schema_key
+        self.keyword = keyword
+        self.path = path
+        if message is None:
+            message = f"{vendor}: schema {schema_key!r} keyword {keyword!r} at {path} is not supported by the vendor"
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class VendorWarning:
+    """A compile-time warning: part of a schema or a parameter that a vendor cannot honour.
+
+    Schema warnings carry the schema key and every path where the keyword occurs; parameter warnings carry
+    the model instead.
+    """
+
+    vendor: str
+    keyword: str
+    action: str
+    schema_key: str | None = None
+    paths: tuple[str, ...] = ()
+    model: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str | None, str, str | None]:
+        """Deduplication key: (vendor, schema, keyword) for schemas, (vendor, model, parameter) for params."""
+        return (self.vendor, self.schema_key, self.keyword, None if self.schema_key is not None else self.model)
+
+    def __str__(self) -> str:
+        if self.schema_key is not None:
+            where = ", ".join(self.paths)
+            return f"{self.vendor}: schema {self.schema_key!r} keyword {self.keyword!r} at {where} {self.action}"
+        return f"{self.vendor}: parameter {self.keyword!r} for model {self.model!r} {self.action}"
+
+    def to_error(self) -> UnsupportedFeature:
+        path = self.paths[0] if self.paths else f"params.{self.keyword}"
+        return UnsupportedFeature(self.vendor, self.schema_key, self.keyword, path, str(self))
+
+
+class Diagnostics:
+    """Collects warnings from every renderer of one compile, deduplicated, in first-occurrence order.
+
+    With `strict=True` the first warning is raised as `UnsupportedFeature` instead.
+    """
+
+    def __init__(self, strict: bool = False) -> None:
+        self.strict = strict
+        self._items: dict[tuple[str, str | None, str, str | None], VendorWarning] = {}
+
+    def warn(self, warning: VendorWarning) -> None:
+        if self.strict:
+            raise warning.to_error()
+        self._items.setdefault(warning.key, warning)
+
+    @property
+    def warnings(self) -> list[VendorWarning]:
+        return list(self._items.values())
+
+
+class SchemaFindings:
+    """What adapting one schema for one vendor changed, grouped by keyword (one warning per keyword)."""
+
+    def __init__(self, vendor: str, schema_key: str) -> None:
+        self.vendor = vendor
+        self.schema_key = schema_key
+        self._by_keyword: dict[str, tuple[list[str], str]] = {}
+
+    def note(self, keyword: str, path: str, action: str = MOVED) -> None:
+        paths, _ = self._by_keyword.setdefault(keyword, ([], action))
+        shown = display_path(path)
+        if shown not in paths:
+            paths.append(shown)
+
+    def note_moved(self, moved: Mapping[str, Any], path: str) -> None:
+        for keyword in moved:
+            if keyword not in ANNOTATION_KEYWORDS:
+                self.note(keyword, path)
+
+    def fail(self, keyword: str, path: str, reason: str) -> NoReturn:
+        """Reject a construct the vendor refuses outright (the whole batch would fail), whatever the mode."""
+        shown = display_path(path)
+        raise UnsupportedFeature(
+            self.vendor, self.schema_key, keyword, shown,
+            f"{self.vendor}: schema {self.schema_key!r} keyword {keyword!r} at {shown} {reason}",
+        )
+
+    def warnings(self) -> list[VendorWarning]:
+        return [
+            VendorWarning(self.vendor, keyword, action, schema_key=self.schema_key, paths=tuple(paths))
+            for keyword, (paths, action) in self._by_keyword.items()
+        ]
+
+
+def child_path(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def items_path(path: str) -> str:
+    return f"{path}[]"
+
+
+def display_path(path: str) -> str:
+    return path or "(root)"
+
+
+def append_to_description(out: JSON, moved: Mapping[str, Any]) -> None:
+    """Append keywords a vendor cannot enforce to the description, so the model may still follow them.
+
+    Same text format as the Anthropic SDK's `transform_schema` (`{maxItems: 5, pattern: ^a}`), used for every
+    vendor so one schema reads the same everywhere.
+    """
+    if not moved:
+        return
+    text = "{" + ", ".join(f"{key}: {value}" for key, value in moved.items()) + "}"
+    description = out.get("description")
+    out["description"] = f"{description}\n\n{text}" if description is not None else text
+
+
+def split_type_list(schema: Mapping[str, Any], findings: SchemaFindings, path: str) -> JSON:
+    """`{"type": [A, B], ...}` -> `{"anyOf": [{"type": A, <A's keywords>}, {"type": B, ...}], <the rest>}`.
+
+    For vendors that accept unions only as anyOf. Keywords specific to one type go into that type's branch.
+    """
+    types = schema["type"]
+    if len(types) == 1:
+        return {**schema, "type": types[0]}
+    if "anyOf" in schema:
+        findings.fail("type", path, "is a list of types next to anyOf, which this vendor cannot express")
+    specific = frozenset().union(*(TYPE_KEYWORDS.get(t, frozenset()) for t in types))
+    out: JSON = {k: v for k, v in schema.items() if k != "type" and k not in specific}
+    out["anyOf"] = [
+        {"type": t, **{k: v for k, v in schema.items() if k in TYPE_KEYWORDS.get(t, frozenset())}} for t in types
+    ]
+    return out
+
+
+def fragment(obj: Any) -> orjson.Fragment:
+    """Pre-serialize a constant part of every line once (canonical form, spliced verbatim by orjson)."""
+    return orjson.Fragment(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS))
+
+
+class Renderer(ABC):
+    """Renders manifest requests into one vendor's batch-file lines.
+
+    Subclasses declare `vendor` and `PARAMS` (manifest parameter -> vendor field, None when the vendor has
+    no such parameter) and implement the four hooks below. `render()` is the only per-request path.
+
+    Example:
+        >>> r = RENDERERS["openai"](schemas, Diagnostics())      # doctest: +SKIP
+        >>> r.render(request)                                   # doctest: +SKIP
+        b'{"body":{...},"custom_id":"3fa9...","method":"POST","url":"/v1/chat/completions"}\\n'
+    """
+
+    vendor: ClassVar[str]
+    PARAMS: ClassVar[Mapping[str, str | None]]
+
+    def __init__(self, schemas: Mapping[str, Mapping[str, Any]], diagnostics: Diagnostics) -> None:
+        self._schemas = schemas
+        self._diagnostics = diagnostics
+        self._schema_parts: dict[str, Any] = {}
+        self._templates: dict[Any, Any] = {}
+
+    # -- hooks -------------------------------------------------------------------------------------------
+    @abstractmethod
+    def adapt_schema(self, schema: Mapping[str, Any], findings: SchemaFindings) -> JSON:
+        """Return the schema this vendor accepts; record every change in `findings`."""
+
+    @abstractmethod
+    def schema_part(self, schema_key: str, adapted: JSON) -> Any:
+        """The constant, schema-bearing part of the line (usually an `orjson.Fragment`)."""
+
+    @abstractmethod
+    def prepare(self, model_name: str, schema_part: Any, params: JSON) -> Any:
+        """Everything constant for (model, schema, params): what `render_line` copies per request."""
+
+    @abstractmethod
+    def render_line(self, template: Any, request: Mapping[str, Any]) -> bytes:
+        """Serialize one request around its template; a canonical line ending in '\\n'."""
+
+    def select_params(self, model_name: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Drop parameters the vendor refuses in combination (warning through `self.warn_param`)."""
+        return params
+
+    # -- shared machinery --------------------------------------------------------------------------------
+    def render(self, request: Mapping[str, Any]) -> bytes:
+        params = request["params"]
+        try:
+            key: Any = (request["model"], request["schema"], tuple(params.items()))
+            template = self._templates.get(key)
+        except TypeError:  # an unhashable parameter value (e.g. a list): key on its canonical JSON instead
+            key = (request["model"], request["schema"], orjson.dumps(params, option=orjson.OPT_SORT_KEYS))
+            template = self._templates.get(key)
+        if template is None:
+            template = self._new_template(request)
+            if len(self._templates) >= _TEMPLATE_CACHE_SIZE:
+                self._templates.clear()
+            self._templates[key] = template
+        return self.render_line(template, request)
+
+    def adapted_schema(self, schema_key: str) -> JSON:
+        """The vendor form of `schemas[schema_key]`, with its warnings reported (not cached; for tests/tools)."""
+        findings = SchemaFindings(self.vendor, schema_key)
+        adapted = self.adapt_schema(strip_meta(self._schemas[schema_key]), findings)
+        for warning in findings.warnings():
+            self._diagnostics.warn(warning)
+        return adapted
+
+    def warn_param(self, model_name: str, parameter: str, action: str) -> None:
+        self._diagnostics.warn(VendorWarning(self.vendor, parameter, action, model=model_name))
+
+    def _new_template(self, request: Mapping[str, Any]) -> Any:
+        model_name = request["model"].partition(":")[2]
+        if not model_name:
+            raise RenderError(self.vendor, request.get("id"), f"model {request['model']!r} is not 'runtime:model'")
+        schema_key = request["schema"]
+        part = self._schema_parts.get(schema_key)
+        if part is None:
+            if schema_key not in self._schemas:
+                raise RenderError(self.vendor, request.get("id"), f"schema {schema_key!r} is not in the schemas table")
+            part = self._schema_parts[schema_key] = self.schema_part(schema_key, self.adapted_schema(schema_key))
+        sent: JSON = {}
+        for name, value in self.select_params(model_name, request["params"]).items():
+            field = self.PARAMS.get(name)
+            if field is None:
+                self.warn_param(model_name, name, NOT_SENT)
+            else:
+                sent[field] = value
+        return self.prepare(model_name, part, sent)
+
+
+def strip_meta(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Drop the root `$schema` (a dialect marker, not part of the answer's shape) before adaptation."""
+    if "$schema" in schema:
+        return {k: v for k, v in schema.items() if k != "$schema"}
+    return schema
