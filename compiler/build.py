@@ -35,6 +35,12 @@ class Prepared:
     def stages(self) -> list[Stage]:
         return stages_for(self.spec)
 
+    def stage(self, name: str) -> Stage:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise KeyError(f"no stage {name!r}; stages: {', '.join(s.name for s in self.stages)}")
+
 
 def prepare(spec_or_path: DatasetConfigBase | LoadedSpec | str | Path, base_dir: Path | None = None) -> Prepared:
     """Load (if a path) and check a spec; raise SpecError listing every problem, located.
@@ -70,58 +76,62 @@ def stage_requests(prepared: Prepared, stage: Stage, inputs: Mapping[str, Iterab
 
 @dataclass
 class Summary:
-    """Counts and estimates accumulated while requests stream past."""
+    """Counts and estimates accumulated while requests stream past.
+
+    The hot path only bumps one group per (stage, model, language, label); totals are derived at the end.
+    """
 
     prices: PriceTable
-    requests: int = 0
-    by_stage: Counter[str] = field(default_factory=Counter)
-    by_model: Counter[str] = field(default_factory=Counter)
-    by_language: Counter[str] = field(default_factory=Counter)
-    by_label: Counter[str] = field(default_factory=Counter)
-    tokens: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+    groups: dict[tuple[str, str, str, str | None], list[int]] = field(default_factory=dict)
 
     def add(self, request: Mapping[str, Any], items: int) -> None:
         meta = request["meta"]
-        self.requests += 1
-        self.by_stage[request["stage"]] += 1
-        self.by_model[request["model"]] += 1
-        self.by_language[meta.get("language", "")] += 1
-        label = meta.get("label") or meta.get("topic")
-        if label is not None:
-            self.by_label[label] += 1
-        tokens = self.tokens[request["model"]]
-        tokens[0] += estimate_input_tokens(request["messages"])
-        tokens[1] += estimate_output_tokens(items, request["params"]["max_tokens"])
+        key = (request["stage"], request["model"], meta.get("language", ""), meta.get("label", meta.get("topic")))
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = [0, 0, 0]
+        messages = request["messages"]
+        group[0] += 1
+        group[1] += estimate_input_tokens(messages)
+        group[2] += estimate_output_tokens(items, request["params"]["max_tokens"])
+
+    @property
+    def requests(self) -> int:
+        return sum(g[0] for g in self.groups.values())
 
     def as_dict(self) -> dict[str, Any]:
+        by: dict[str, Counter[str]] = defaultdict(Counter)
+        tokens: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+        for (stage, model, language, label), (n, inp, out) in self.groups.items():
+            by["by_stage"][stage] += n
+            by["by_model"][model] += n
+            by["by_language"][language] += n
+            if label is not None:
+                by["by_label"][label] += n
+            for i, v in enumerate((n, inp, out)):
+                tokens[model][i] += v
         by_model = {}
         totals: dict[str, float | None] = {"online": 0.0, "batch": 0.0}
         unknown = []
-        for model in sorted(self.tokens):
-            inp, out = self.tokens[model]
+        for model in sorted(tokens):
+            n, inp, out = tokens[model]
             cost = self.prices.cost(model, inp, out)
-            by_model[model] = {"requests": self.by_model[model], "input_tokens": inp, "output_tokens": out,
+            by_model[model] = {"requests": n, "input_tokens": inp, "output_tokens": out,
                                "cost_online": cost["online"], "cost_batch": cost["batch"]}
             if cost["online"] is None:
                 unknown.append(model)
             for k in totals:
-                if totals[k] is not None and cost[k] is not None:
+                if cost[k] is not None:
                     totals[k] = round(totals[k] + cost[k], 6)  # type: ignore[operator]
-        counts = {
-            "requests": self.requests,
-            "by_stage": dict(sorted(self.by_stage.items())),
-            "by_model": dict(sorted(self.by_model.items())),
-            "by_language": dict(sorted(self.by_language.items())),
-        }
-        if self.by_label:
-            counts["by_label"] = dict(sorted(self.by_label.items()))
+        counts: dict[str, Any] = {"requests": self.requests}
+        counts.update({name: dict(sorted(counter.items())) for name, counter in sorted(by.items())})
         return {
             "counts": counts,
             "estimate": {
                 "note": "estimates: input ~4 characters per token; output ~150 tokens per generated item, "
                         "capped by max_tokens",
-                "input_tokens": sum(t[0] for t in self.tokens.values()),
-                "output_tokens": sum(t[1] for t in self.tokens.values()),
+                "input_tokens": sum(t[1] for t in tokens.values()),
+                "output_tokens": sum(t[2] for t in tokens.values()),
                 "cost_online": totals["online"],
                 "cost_batch": totals["batch"],
                 "cost_excludes": unknown,
@@ -175,8 +185,7 @@ def compile_to_dir(prepared: Prepared, out_dir: Path, prices: PriceTable | None 
     writer = JobFileWriter(staging, schemas, limits_overrides=limits, strict=strict)
     with (staging / "manifest.jsonl").open("wb", buffering=1 << 20) as fh:
         for request in stage_requests(prepared, stage):
-            fh.write(canonical_json(request))
-            fh.write(b"\n")
+            fh.write(canonical_json(request) + b"\n")
             summary.add(request, items)
             writer.add(request)
     jobs = writer.close()

@@ -54,8 +54,8 @@ def _models(spec: DatasetConfigBase) -> Iterator[Finding]:
         for i, model in enumerate(names):
             runtime = model.partition(":")[0]
             if runtime not in KNOWN_RUNTIMES:
-                yield ((*base, i), f"unknown runtime {runtime!r} in {model!r}{did_you_mean(runtime, KNOWN_RUNTIMES)}; "
-                                   f"runtimes: {', '.join(KNOWN_RUNTIMES)}")
+                yield ((*base, i), f"unknown runtime {runtime!r}{did_you_mean(runtime, KNOWN_RUNTIMES)} "
+                                   f"(model {model!r}); runtimes: {', '.join(KNOWN_RUNTIMES)}")
     if isinstance(spec, _MultiStage) and isinstance(models, dict):
         needed = {stage.role for stage in stages_for(spec)}
         for role in models:

@@ -9,6 +9,7 @@ seed and the base prompt, never on global random state, and costs O(k) memory, n
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from itertools import product
 from math import prod
 
 from .hashing import stable_int
@@ -46,12 +47,11 @@ def combinations(names: Sequence[str], expansion: PromptExpansionConfig, key: st
         yield {}
         return
     values = [expansion.placeholders[n] for n in names]
-    sizes = [len(v) for v in values]
-    total = prod(sizes)
     if expansion.combinatorial:
-        indices: range | list[int] = range(total)
-    else:
-        indices = random_indices(total, expansion.num_random_samples, expansion.seed, key)
-    for index in indices:
+        for combo in product(*values):
+            yield dict(zip(names, combo, strict=True))
+        return
+    sizes = [len(v) for v in values]
+    for index in random_indices(prod(sizes), expansion.num_random_samples, expansion.seed, key):
         digits = _decode(index, sizes)
         yield {n: vals[d] for n, vals, d in zip(names, values, digits, strict=True)}

@@ -16,7 +16,10 @@ ANSWER_OVERHEAD_TOKENS = 20
 
 
 def estimate_input_tokens(messages: list[Mapping[str, str]]) -> int:
-    return sum(len(m["content"]) // CHARS_PER_TOKEN + TOKENS_PER_MESSAGE for m in messages)
+    chars = 0
+    for m in messages:
+        chars += len(m["content"])
+    return chars // CHARS_PER_TOKEN + TOKENS_PER_MESSAGE * len(messages)
 
 
 def estimate_output_tokens(items: int, max_tokens: int) -> int:

@@ -99,20 +99,17 @@ def as_text(value: Any) -> str:
 
 
 def check_columns(source: SourceConfig, base_dir: Path, columns: dict[str, str]) -> list[tuple[str, str]]:
-    """Read the source once and report every required column it lacks, as (spec field, message)."""
-    missing: dict[str, str] = {}
-    count = 0
+    """Report every required column missing from the source's first row, as (spec field, message).
+
+    The first row defines the columns (as the header of a CSV does); a later JSONL row without a column
+    gives an empty value.
+    """
     try:
-        for row in iter_rows(source, base_dir):
-            count += 1
-            for field, column in columns.items():
-                if field not in missing and column not in row:
-                    have = ", ".join(sorted(map(str, row))) or "none"
-                    missing[field] = f"column {column!r} is not in the source (row {count} has: {have})"
-            if len(missing) == len(columns):
-                break
+        first = next(iter_rows(source, base_dir), None)
     except SourceError as exc:
         return [(exc.field, str(exc))]
-    if count == 0:
+    if first is None:
         return [("source", "the source has no rows; give a file with at least one row")]
-    return sorted(missing.items())
+    have = ", ".join(sorted(map(str, first))) or "none"
+    return sorted((field, f"column {column!r} is not in the source (its columns: {have})")
+                  for field, column in columns.items() if column not in first)

@@ -103,13 +103,23 @@ class DatasetConfigBase(_Model):
     """Keys common to every dataset type."""
 
     datafast: Literal[1] = Field(1, description="Spec format version.")
-    name: str = Field(pattern=NAME_PATTERN, max_length=100, description="Dataset name; output dir build/<name>.")
+    name: str = Field(json_schema_extra={"pattern": NAME_PATTERN}, description="Dataset name; output dir build/<name>.")
     description: str = ""
     languages: dict[str, NonEmptyStr] = Field(default_factory=lambda: {"en": "English"}, min_length=1)
     prompts: list[NonEmptyStr] | None = Field(None, min_length=1)
     system_prompt: str | None = Field(None, description="Replaces the built-in system message of the first stage.")
     expansion: PromptExpansionConfig = Field(default_factory=PromptExpansionConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not re.fullmatch(NAME_PATTERN, value) or len(value) > 100:
+            raise ValueError(
+                f"unsafe name {value!r}: use lowercase letters, digits, '-' and '_', starting with a letter or "
+                "digit, at most 100 characters (it names the output directory build/<name>)"
+            )
+        return value
 
     @field_validator("languages")
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 _PLACEHOLDER = re.compile(r"\{\{([A-Za-z_][A-Za-z0-9_]*)\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -52,7 +53,13 @@ class Template:
 
     def render(self, optional: Mapping[str, str]) -> str:
         """Render with every remaining placeholder filled; a missing value is a KeyError."""
-        return "".join(p if isinstance(p, str) else optional[p[1]] for p in self.parts)
+        return self._format.format_map(optional)
+
+    @cached_property
+    def _format(self) -> str:
+        # str.format parses only this string, never the values it inserts: data stays verbatim
+        return "".join(p.replace("{", "{{").replace("}", "}}") if isinstance(p, str) else "{" + p[1] + "}"
+                       for p in self.parts)
 
 
 def parse_template(source: str) -> Template:

@@ -51,8 +51,6 @@ def compile_cmd(spec: str, out_dir: str | None, strict: bool, prices: str | None
         _fail_input(err)
     except OSError as err:
         raise click.ClickException(f"cannot write output: {err}") from None
-    for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
     jobs = result.manifest["jobs"]
     click.echo(f"{result.out_dir}: {result.requests:,} requests, {len(jobs)} job file(s)")
 

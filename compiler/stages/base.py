@@ -73,7 +73,7 @@ class PromptRules:
 
 
 def string_field(description: str, **extra: Any) -> dict[str, Any]:
-    return {"type": "string", "description": description, "minLength": 1, **extra}
+    return {"type": "string", "description": description, **extra}
 
 
 def object_schema(fields: Mapping[str, dict[str, Any]]) -> dict[str, Any]:

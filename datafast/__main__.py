@@ -1,0 +1,3 @@
+from datafast.cli import main
+
+main()
