@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,15 +87,15 @@ def _line_map(file: str, text: str) -> tuple[Any, LineMap]:
             for key_node, value_node in n.value:
                 key = key_node.value
                 if key in seen:
-                    issues.append(SpecIssue(file, key_node.start_mark.line + 1, ".".join(map(str, (*path, key))),
+                    issues.append(SpecIssue(file, key_node.start_mark.line + 1, ".".join(map(str, path + (key,))),
                                             "duplicate key; each key may appear once"))
                 seen.add(key)
-                lines.lines[(*path, key)] = key_node.start_mark.line + 1
-                walk(value_node, (*path, key))
+                lines.lines[path + (key,)] = key_node.start_mark.line + 1
+                walk(value_node, path + (key,))
         elif isinstance(n, yaml.SequenceNode):
             for i, item in enumerate(n.value):
-                lines.lines[(*path, i)] = item.start_mark.line + 1
-                walk(item, (*path, i))
+                lines.lines[path + (i,)] = item.start_mark.line + 1
+                walk(item, path + (i,))
 
     if node is not None:
         lines.lines[()] = node.start_mark.line + 1
@@ -121,8 +122,8 @@ def load_spec(path: str | Path) -> LoadedSpec:
 def validate_data(data: Any, lines: LineMap) -> DatasetConfigBase:
     """Validate already-parsed spec data (a mapping) into the config model of its `type`."""
     if not isinstance(data, dict):
-        kind = type(data).__name__ if data is not None else "nothing"
-        raise SpecError([lines.issue((), f"a spec is a mapping of keys (datafast, name, type, ...), got {kind}")])
+        got = type(data).__name__ if data is not None else "nothing"
+        raise SpecError([lines.issue((), f"a spec is a mapping of keys (datafast, name, type, ...), got {got}")])
     if "datafast" not in data:
         raise SpecError([lines.issue((), f"required key 'datafast' missing; add 'datafast: {SPEC_FORMAT_VERSION}'")])
     if data["datafast"] != SPEC_FORMAT_VERSION:
@@ -186,7 +187,7 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[Path_, bool] | None:
     return tuple(out), True
 
 
-def _message(err: dict[str, Any], path: Path_, model: type[BaseModel]) -> str:
+def _message(err: Mapping[str, Any], path: Path_, model: type[BaseModel]) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
         allowed = _allowed_keys(model, path[:-1])

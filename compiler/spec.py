@@ -102,14 +102,15 @@ ModelList = Annotated[list[ModelString], Field(min_length=1)]
 class DatasetConfigBase(_Model):
     """Keys common to every dataset type."""
 
+    type: str
     datafast: Literal[1] = Field(1, description="Spec format version.")
     name: str = Field(json_schema_extra={"pattern": NAME_PATTERN}, description="Dataset name; output dir build/<name>.")
     description: str = ""
     languages: dict[str, NonEmptyStr] = Field(default_factory=lambda: {"en": "English"}, min_length=1)
     prompts: list[NonEmptyStr] | None = Field(None, min_length=1)
     system_prompt: str | None = Field(None, description="Replaces the built-in system message of the first stage.")
-    expansion: PromptExpansionConfig = Field(default_factory=PromptExpansionConfig)
-    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    expansion: PromptExpansionConfig = Field(default_factory=lambda: PromptExpansionConfig())
+    generation: GenerationConfig = Field(default_factory=lambda: GenerationConfig())
 
     @field_validator("name")
     @classmethod

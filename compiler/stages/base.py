@@ -113,6 +113,11 @@ def system_message(schema: Mapping[str, Any], override: str | None = None) -> st
     return JSON_SYSTEM_PROMPT + format_hint(schema)
 
 
+def language_name(spec: DatasetConfigBase, code: str) -> str:
+    """The language name for a code carried by a row (the code itself if the spec no longer lists it)."""
+    return spec.languages.get(code) or code
+
+
 def prompt_templates(spec: DatasetConfigBase, defaults: tuple[str, ...]) -> list[Template]:
     return [parse_template(p) for p in (spec.prompts or defaults)]
 

@@ -21,6 +21,7 @@ from .base import (
     Stage,
     items_rows,
     items_schema,
+    language_name,
     object_schema,
     prompt_templates,
     provenance,
@@ -105,7 +106,7 @@ def _build_opening(spec: UltrachatDatasetConfig, ctx: BuildContext, inputs: Mapp
         conversation = row["row_id"]
         persona = spec.personas[stable_int(spec.expansion.seed, "persona", conversation) % len(spec.personas)]
         filled = PERSONA_PROMPT.fill({
-            "language_name": spec.languages.get(row["language"], row["language"]),
+            "language_name": language_name(spec, row["language"]),
             "persona": persona,
             "question": row["question"],
         })
@@ -123,7 +124,7 @@ def _assistant_builder(source: str) -> Any:
     def build(spec: UltrachatDatasetConfig, ctx: BuildContext, inputs: Mapping[str, Iterable[Row]]) -> Iterator[BasePrompt]:
         for row in inputs[source]:
             messages = row["messages"]
-            language = spec.languages.get(row["language"], row["language"])
+            language = language_name(spec, row["language"])
             system = ASSISTANT_SYSTEM.fill({"language_name": language}).render({})
             yield BasePrompt(system, literal(messages[-1]["content"]), _turn_meta(row, messages),
                              row["conversation"], _pick(spec, "assistant", row["conversation"]),
@@ -138,7 +139,7 @@ def _user_builder(turn: int) -> Any:
             if not continues(spec, row["conversation"], turn - 1):
                 continue
             messages = row["messages"]
-            language = spec.languages.get(row["language"], row["language"])
+            language = language_name(spec, row["language"])
             system = USER_SYSTEM.fill({"language_name": language, "persona": row["persona"]}).render({})
             transcript = "\n\n".join(f"{m['role'].upper()}: {m['content']}" for m in messages)
             yield BasePrompt(system, USER_PROMPT.fill({"transcript": transcript}), _turn_meta(row, messages),

@@ -16,6 +16,7 @@ from .base import (
     Stage,
     items_rows,
     items_schema,
+    language_name,
     object_schema,
     prompt_templates,
     provenance,
@@ -89,7 +90,7 @@ def _build_distractors(spec: MCQDatasetConfig, ctx: BuildContext, inputs: Mappin
     models = tuple(spec.models_for("distractors"))
     for row in inputs["questions"]:
         filled = DISTRACTOR_PROMPT.fill({
-            "language_name": spec.languages.get(row["language"], row["language"]),
+            "language_name": language_name(spec, row["language"]),
             "document": row["document"],
             "question": row["question"],
             "correct_answer": row["correct_answer"],

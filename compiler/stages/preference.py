@@ -16,6 +16,7 @@ from .base import (
     Stage,
     items_rows,
     items_schema,
+    language_name,
     object_schema,
     prompt_templates,
     provenance,
@@ -86,7 +87,7 @@ def _answer_builder(role: str, template: Any) -> Any:
         models = tuple(spec.models_for(role))
         for row in inputs["questions"]:
             filled = template.fill({
-                "language_name": spec.languages.get(row["language"], row["language"]),
+                "language_name": language_name(spec, row["language"]),
                 "document": row["document"],
                 "question": row["question"],
             })
