@@ -12,12 +12,13 @@ from typing import Any
 from . import __version__
 from .checks import check_spec
 from .errors import SpecError, SpecIssue
-from .hashing import canonical_json, content_hash
+from .hashing import content_hash
 from .loader import LineMap, LoadedSpec, load_spec
 from .pricing import PriceTable, estimate_input_tokens, estimate_output_tokens
 from .requests import IdAssigner, expand_requests, schema_key
 from .spec import DatasetConfigBase
 from .stages import BuildContext, Row, Stage, stages_for
+from .vendors import RENDERERS
 
 MANIFEST_FORMAT = 1
 
@@ -30,6 +31,7 @@ class Prepared:
     base_dir: Path
     lines: LineMap
     warnings: list[SpecIssue]
+    prompts: int  # expanded first-stage prompts, before models
 
     @property
     def stages(self) -> list[Stage]:
@@ -55,15 +57,22 @@ def prepare(spec_or_path: DatasetConfigBase | LoadedSpec | str | Path, base_dir:
         loaded = spec_or_path
     else:
         loaded = LoadedSpec(spec_or_path, (base_dir or Path.cwd()).resolve(), LineMap(None))
-    errors, warnings = check_spec(loaded.config, loaded.base_dir)
-    if errors:
-        raise SpecError([loaded.lines.issue(path, msg) for path, msg in errors])
-    return Prepared(loaded.config, loaded.base_dir, loaded.lines, [loaded.lines.issue(p, m) for p, m in warnings])
+    checked = check_spec(loaded.config, loaded.base_dir)
+    if checked.errors:
+        raise SpecError([loaded.lines.issue(path, msg) for path, msg in checked.errors])
+    return Prepared(loaded.config, loaded.base_dir, loaded.lines,
+                    [loaded.lines.issue(p, m) for p, m in checked.warnings], checked.prompts)
 
 
 def stage_requests(prepared: Prepared, stage: Stage, inputs: Mapping[str, Iterable[Row]] | None = None,
                    ids: IdAssigner | None = None) -> Iterator[dict[str, Any]]:
     """The requests of one stage; later stages need the rows of the stages they read (`stage.inputs`)."""
+    return (request for request, _ in stage_request_lines(prepared, stage, inputs, ids))
+
+
+def stage_request_lines(prepared: Prepared, stage: Stage, inputs: Mapping[str, Iterable[Row]] | None = None,
+                        ids: IdAssigner | None = None) -> Iterator[tuple[dict[str, Any], bytes]]:
+    """Like `stage_requests`, each request with its manifest.jsonl line (canonical JSON and newline)."""
     spec = prepared.spec
     rows = {name: sorted(inputs[name], key=lambda r: r["row_id"]) for name in stage.inputs} if inputs else {}
     missing = [name for name in stage.inputs if name not in rows]
@@ -171,7 +180,7 @@ def compile_to_dir(prepared: Prepared, out_dir: Path, prices: PriceTable | None 
     Files are written into a staging directory and moved into place at the end, so an interrupted compile
     leaves the previous manifest intact. Runtime state in `out_dir` (state.json, results/) is not touched.
     """
-    from .jobs import JobFileWriter
+    from .jobsink import job_sink
 
     spec = prepared.spec
     stage = prepared.stages[0]
@@ -182,14 +191,21 @@ def compile_to_dir(prepared: Prepared, out_dir: Path, prices: PriceTable | None 
     staging.mkdir()
     summary = Summary(prices or PriceTable.load())
     items = _items_per_answer(spec, stage)
-    writer = JobFileWriter(staging, schemas, limits_overrides=limits, strict=strict)
-    with (staging / "manifest.jsonl").open("wb", buffering=1 << 20) as fh:
-        for request in stage_requests(prepared, stage):
-            fh.write(canonical_json(request) + b"\n")
-            summary.add(request, items)
-            writer.add(request)
-    jobs = writer.close()
-    warnings = [str(w) for w in prepared.warnings] + list(writer.warnings)
+    models = spec.models_for(stage.role)
+    batched = any(m.partition(":")[0] in RENDERERS for m in models)
+    sink = job_sink(prepared.prompts * max(1, len(models)), staging, schemas, limits, strict, batch_models=batched)
+    try:
+        with (staging / "manifest.jsonl").open("wb", buffering=1 << 20) as fh:
+            for request, line in stage_request_lines(prepared, stage):
+                fh.write(line)
+                summary.add(request, items)
+                sink.add(request, line)
+        jobs, job_warnings = sink.close()
+    except BaseException:
+        sink.abort()
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    warnings = [str(w) for w in prepared.warnings] + job_warnings
     normalized = spec.model_dump(mode="json")
     manifest = {
         "format": MANIFEST_FORMAT,

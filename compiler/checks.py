@@ -7,6 +7,7 @@ way and never stop a compile.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from .expansion import combination_count
@@ -29,8 +30,15 @@ from .templates import parse_template
 Finding = tuple[tuple[str | int, ...], str]
 
 
-def check_spec(spec: DatasetConfigBase, base_dir: Path) -> tuple[list[Finding], list[Finding]]:
-    """All errors and warnings of a structurally valid spec."""
+@dataclass
+class CheckResult:
+    errors: list[Finding]
+    warnings: list[Finding]
+    prompts: int  # expanded first-stage prompts (before models); 0 when errors stopped the count
+
+
+def check_spec(spec: DatasetConfigBase, base_dir: Path) -> CheckResult:
+    """All errors and warnings of a structurally valid spec, and its first-stage prompt count."""
     errors: list[Finding] = []
     warnings: list[Finding] = []
     errors += _models(spec)
@@ -41,9 +49,16 @@ def check_spec(spec: DatasetConfigBase, base_dir: Path) -> tuple[list[Finding], 
         if name not in used:
             warnings.append((("expansion", "placeholders", name), f"no prompt uses {{{{{name}}}}}; its values are ignored"))
     errors += _sources(spec, base_dir)
+    prompts = 0
     if not errors:
-        errors += _expansion_size(spec, base_dir)
-    return errors, warnings
+        prompts = _prompt_count(spec, base_dir)
+        if prompts > spec.expansion.max_samples:
+            errors.append((("expansion", "max_samples"), f"the spec expands to {prompts:,} prompts (before models), "
+                                                         f"more than max_samples ({spec.expansion.max_samples:,}); "
+                                                         "raise expansion.max_samples or narrow the spec"))
+        elif prompts == 0:
+            errors.append(((), "the spec yields no requests (no documents or rows passed the filters?)"))
+    return CheckResult(errors, warnings, prompts)
 
 
 def _models(spec: DatasetConfigBase) -> Iterator[Finding]:
@@ -134,15 +149,7 @@ def _sources(spec: DatasetConfigBase, base_dir: Path) -> list[Finding]:
     return [(tuple(int(p) if p.isdigit() else p for p in field.split(".")), msg) for field, msg in findings]
 
 
-def _expansion_size(spec: DatasetConfigBase, base_dir: Path) -> list[Finding]:
+def _prompt_count(spec: DatasetConfigBase, base_dir: Path) -> int:
     first = stages_for(spec)[0]
-    total = 0
-    for bp in first.build(spec, BuildContext(base_dir), {}):
-        total += combination_count(bp.template.optional if bp.expand else (), spec.expansion)
-    if total > spec.expansion.max_samples:
-        return [(("expansion", "max_samples"), f"the spec expands to {total:,} prompts (before models), more than "
-                                               f"max_samples ({spec.expansion.max_samples:,}); raise "
-                                               "expansion.max_samples or narrow the spec")]
-    if total == 0:
-        return [((), "the spec yields no requests (no documents or rows passed the filters?)")]
-    return []
+    return sum(combination_count(bp.template.optional if bp.expand else (), spec.expansion)
+               for bp in first.build(spec, BuildContext(base_dir), {}))

@@ -1,10 +1,16 @@
-"""Base prompts -> fully expanded, content-hashed requests (the lines of manifest.jsonl)."""
+"""Base prompts -> fully expanded, content-hashed requests (the lines of manifest.jsonl).
+
+Each request's canonical JSON is assembled from parts serialized once: the messages and meta once per
+expanded prompt (shared by its models), the stage, schema, params and model once per stage. The bytes are
+exactly `canonical_json(request)`, and the id hashes exactly `canonical_json({stage, model, messages,
+params, schema, replica})`; tests hold both equalities.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -17,9 +23,20 @@ from .stages.base import BasePrompt
 _SORT = orjson.OPT_SORT_KEYS
 
 
+def _dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj, option=_SORT)
+
+
 def schema_key(stage: str, schema: Mapping[str, Any]) -> str:
     """Key of a schema in manifest.json's `schemas`: the stage name and a hash of the schema."""
     return f"{stage}-{content_hash(schema, 16)}"
+
+
+class _Pending(NamedTuple):
+    request: dict[str, Any]
+    messages: bytes  # canonical JSON of request["messages"]
+    meta: bytes
+    model: bytes  # canonical JSON of the model string, then ',"params":' and the params
 
 
 class IdAssigner:
@@ -32,50 +49,53 @@ class IdAssigner:
     bounded set of the most recent ones.
     """
 
-    CHUNK = 4096
-    RECENT_LIMIT = 1 << 18
+    CHUNK = 128
+    RECENT_LIMIT = 1 << 16
 
     def __init__(self) -> None:
         self._old = np.empty(0, dtype=np.uint64)
         self._recent: set[int] = set()
         self._repeats: dict[int, int] = {}  # content prefix -> occurrences so far, for repeated contents only
 
-    def assign(self, requests: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        """Set `id` on each request and yield it, in order."""
-        chunk: list[dict[str, Any]] = []
-        for request in requests:
-            chunk.append(request)
+    def assign(self, pending: Iterable[_Pending], tail: bytes) -> Iterator[tuple[dict[str, Any], bytes]]:
+        """Set `id` on each request; yield it with its manifest line, in order.
+
+        `tail` is the canonical JSON of `,"schema":...,"stage":...}`, shared by the stage's requests.
+        """
+        chunk: list[_Pending] = []
+        for item in pending:
+            chunk.append(item)
             if len(chunk) == self.CHUNK:
-                yield from self._assign_chunk(chunk)
+                yield from self._assign_chunk(chunk, tail)
                 chunk = []
         if chunk:
-            yield from self._assign_chunk(chunk)
+            yield from self._assign_chunk(chunk, tail)
 
-    @staticmethod
-    def _digest(request: Mapping[str, Any], replica: int) -> bytes:
-        payload = {"messages": request["messages"], "model": request["model"], "params": request["params"],
-                   "replica": replica, "schema": request["schema"], "stage": request["stage"]}
-        return hashlib.sha256(orjson.dumps(payload, option=_SORT)).digest()
-
-    def _assign_chunk(self, chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        digests = [self._digest(r, 0) for r in chunk]
+    def _assign_chunk(self, chunk: list[_Pending], tail: bytes) -> list[tuple[dict[str, Any], bytes]]:
+        heads = [b'{"messages":' + p.messages + b',"model":' + p.model + b',"replica":' for p in chunk]
+        digests = [hashlib.sha256(head + b"0" + tail).digest() for head in heads]
         prefixes = [int.from_bytes(d[:8], "big") for d in digests]
         in_old = _member(np.array(prefixes, dtype=np.uint64), self._old)
         recent = self._recent
-        for request, digest, prefix, old in zip(chunk, digests, prefixes, in_old.tolist(), strict=True):
+        out = []
+        for p, head, digest, prefix, old in zip(chunk, heads, digests, prefixes, in_old.tolist(), strict=True):
             if old or prefix in recent:
                 replica = self._repeats.get(prefix, 1)
                 self._repeats[prefix] = replica + 1
-                digest = self._digest(request, replica)
+                digest = hashlib.sha256(head + str(replica).encode() + tail).digest()
             else:
                 recent.add(prefix)
-            request["id"] = digest[:16].hex()
+            request_id = digest[:16].hex()
+            p.request["id"] = request_id
+            line = (b'{"id":"' + request_id.encode() + b'","messages":' + p.messages + b',"meta":' + p.meta
+                    + b',"model":' + p.model + tail + b"\n")
+            out.append((p.request, line))
         if len(recent) > self.RECENT_LIMIT:
             merged = np.concatenate([self._old, np.array(sorted(recent), dtype=np.uint64)])
             merged.sort(kind="stable")  # two sorted runs: a linear merge
             self._old = merged
             self._recent = set()
-        return chunk
+        return out
 
 
 def _member(values: np.ndarray, sorted_array: np.ndarray) -> np.ndarray:
@@ -93,26 +113,28 @@ def expand_requests(
     expansion: PromptExpansionConfig,
     params: Mapping[str, Any],
     ids: IdAssigner,
-) -> Iterator[dict[str, Any]]:
-    """Every request of a stage, in expansion order: base prompt, then combination, then model."""
+) -> Iterator[tuple[dict[str, Any], bytes]]:
+    """Every request of a stage with its manifest line, in expansion order: base prompt, combination, model."""
     params = dict(params)
-    return ids.assign(_requests_without_ids(stage, schema, base_prompts, expansion, params))
+    tail = b',"schema":' + _dumps(schema) + b',"stage":' + _dumps(stage) + b"}"
+    return ids.assign(_pending(stage, schema, base_prompts, expansion, params), tail)
 
 
-def _requests_without_ids(stage: str, schema: str, base_prompts: Iterable[BasePrompt],
-                          expansion: PromptExpansionConfig, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def _pending(stage: str, schema: str, base_prompts: Iterable[BasePrompt],
+             expansion: PromptExpansionConfig, params: dict[str, Any]) -> Iterator[_Pending]:
+    params_json = _dumps(params)
+    model_json: dict[str, bytes] = {}
     for bp in base_prompts:
         names = bp.template.optional if bp.expand else ()
         system = {"role": "system", "content": bp.system}
+        for m in bp.models:
+            if m not in model_json:
+                model_json[m] = _dumps(m) + b',"params":' + params_json
         for values in combinations(names, expansion, bp.key):
             messages = [system, *bp.history, {"role": "user", "content": bp.template.render(values)}]
             meta = {**bp.meta, "placeholders": dict(values)} if values else dict(bp.meta)
+            messages_json, meta_json = _dumps(messages), _dumps(meta)
             for model in bp.models:
-                yield {
-                    "stage": stage,
-                    "model": model,
-                    "messages": messages,
-                    "params": params,
-                    "schema": schema,
-                    "meta": meta,
-                }
+                request = {"stage": stage, "model": model, "messages": messages, "params": params,
+                           "schema": schema, "meta": meta}
+                yield _Pending(request, messages_json, meta_json, model_json[model])

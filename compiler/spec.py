@@ -112,6 +112,11 @@ class DatasetConfigBase(_Model):
     expansion: PromptExpansionConfig = Field(default_factory=lambda: PromptExpansionConfig())
     generation: GenerationConfig = Field(default_factory=lambda: GenerationConfig())
 
+    def models_for(self, role: str) -> list[str]:
+        """The models of a stage role: the whole list when `models` is a list, else its entry for the role."""
+        models = getattr(self, "models", [])
+        return list(models.get(role, [])) if isinstance(models, dict) else list(models)
+
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: str) -> str:
@@ -143,10 +148,6 @@ class _MultiStage(DatasetConfigBase):
     )
     ROLES: ClassVar[tuple[str, ...]] = ()
 
-    def models_for(self, role: str) -> list[str]:
-        if isinstance(self.models, list):
-            return list(self.models)
-        return list(self.models.get(role, []))
 
 
 class ClassificationDatasetConfig(_SingleStage):

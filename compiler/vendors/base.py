@@ -43,10 +43,6 @@ MOVED = "is not enforced by the vendor; moved into the description"
 SENT_AS_ANYOF = "is not enforced by the vendor; sent as anyOf (variants may overlap)"
 NOT_SENT = "is not supported by the vendor; not sent"
 
-# Templates are keyed by (model, schema, params); bound the cache so per-request parameters (e.g. a seed per
-# replica) cannot grow it without limit. Clearing only costs re-preparation, warnings are deduplicated anyway.
-_TEMPLATE_CACHE_SIZE = 4096
-
 
 class RenderError(ValueError):
     """A manifest request that cannot be rendered for a vendor (bad id, unknown role, missing schema)."""
@@ -93,9 +89,9 @@ class VendorWarning:
     model: str | None = None
 
     @property
-    def key(self) -> tuple[str, str | None, str, str | None]:
-        """Deduplication key: (vendor, schema, keyword) for schemas, (vendor, model, parameter) for params."""
-        return (self.vendor, self.schema_key, self.keyword, None if self.schema_key is not None else self.model)
+    def key(self) -> tuple[str, str | None, str | None, str, str]:
+        """Deduplication key: (vendor, schema, keyword, action) for schemas, (vendor, model, parameter, action)."""
+        return (self.vendor, self.schema_key, self.model, self.keyword, self.action)
 
     def __str__(self) -> str:
         if self.schema_key is not None:
@@ -116,7 +112,7 @@ class Diagnostics:
 
     def __init__(self, strict: bool = False) -> None:
         self.strict = strict
-        self._items: dict[tuple[str, str | None, str, str | None], VendorWarning] = {}
+        self._items: dict[tuple[str, str | None, str | None, str, str], VendorWarning] = {}
 
     def warn(self, warning: VendorWarning) -> None:
         if self.strict:
@@ -129,15 +125,15 @@ class Diagnostics:
 
 
 class SchemaFindings:
-    """What adapting one schema for one vendor changed, grouped by keyword (one warning per keyword)."""
+    """What adapting one schema for one vendor changed: one warning per (keyword, action), listing its paths."""
 
     def __init__(self, vendor: str, schema_key: str) -> None:
         self.vendor = vendor
         self.schema_key = schema_key
-        self._by_keyword: dict[str, tuple[list[str], str]] = {}
+        self._paths: dict[tuple[str, str], list[str]] = {}
 
     def note(self, keyword: str, path: str, action: str = MOVED) -> None:
-        paths, _ = self._by_keyword.setdefault(keyword, ([], action))
+        paths = self._paths.setdefault((keyword, action), [])
         shown = display_path(path)
         if shown not in paths:
             paths.append(shown)
@@ -158,7 +154,7 @@ class SchemaFindings:
     def warnings(self) -> list[VendorWarning]:
         return [
             VendorWarning(self.vendor, keyword, action, schema_key=self.schema_key, paths=tuple(paths))
-            for keyword, (paths, action) in self._by_keyword.items()
+            for (keyword, action), paths in self._paths.items()
         ]
 
 
@@ -229,7 +225,7 @@ class Renderer(ABC):
         self._schemas = schemas
         self._diagnostics = diagnostics
         self._schema_parts: dict[str, Any] = {}
-        self._templates: dict[Any, Any] = {}
+        self._templates: dict[tuple[str, str], tuple[dict[str, Any], Any]] = {}
 
     # -- hooks -------------------------------------------------------------------------------------------
     @abstractmethod
@@ -254,18 +250,16 @@ class Renderer(ABC):
 
     # -- shared machinery --------------------------------------------------------------------------------
     def render(self, request: Mapping[str, Any]) -> bytes:
+        # One template per (model, schema), reused while the params are equal to those it was made from: the
+        # compiler shares one params dict per stage, so the comparison is cheap and the cache stays tiny even
+        # if params did vary per request (they would just be re-prepared).
+        key = (request["model"], request["schema"])
         params = request["params"]
-        try:
-            key: Any = (request["model"], request["schema"], tuple(params.items()))
-            template = self._templates.get(key)
-        except TypeError:  # an unhashable parameter value (e.g. a list): key on its canonical JSON instead
-            key = (request["model"], request["schema"], orjson.dumps(params, option=orjson.OPT_SORT_KEYS))
-            template = self._templates.get(key)
-        if template is None:
-            template = self._new_template(request)
-            if len(self._templates) >= _TEMPLATE_CACHE_SIZE:
-                self._templates.clear()
-            self._templates[key] = template
+        cached = self._templates.get(key)
+        if cached is not None and cached[0] == params:
+            return self.render_line(cached[1], request)
+        template = self._new_template(request)
+        self._templates[key] = (dict(params), template)
         return self.render_line(template, request)
 
     def adapted_schema(self, schema_key: str) -> JSON:
