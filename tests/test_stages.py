@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import jsonschema
 import pytest
 
@@ -22,8 +24,8 @@ def answer_rows(prepared, stage_name, request, answer):
 
 def test_mcq_questions_feed_distractors(tmp_path):
     doc = "The Treaty of Westphalia {1648} ended the Thirty Years' War. " * 3
-    (tmp_path / "docs.jsonl").write_text(
-        '{"text": "%s", "ctx": "history"}\n{"text": "short"}\n' % doc.replace('"', '\\"'))
+    rows = [{"text": doc, "ctx": "history"}, {"text": "short"}]
+    (tmp_path / "docs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     spec = MCQDatasetConfig(name="m", source={"file": "docs.jsonl"}, context_column="ctx", min_document_length=20,
                             models={"questions": ["openai:q"], "distractors": ["gemini:d1", "anthropic:d2"]})
     prepared = prepare(spec, base_dir=tmp_path)
