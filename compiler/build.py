@@ -229,9 +229,11 @@ def compile_to_dir(prepared: Prepared, out_dir: Path, prices: PriceTable | None 
 
 
 def _pretty_json(obj: Any) -> bytes:
+    """manifest.json: indented, keys in the order they are built (deterministic), so that each answer
+    schema keeps its property order, the order models generate fields in."""
     import orjson
 
-    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
+    return orjson.dumps(obj, option=orjson.OPT_INDENT_2) + b"\n"
 
 
 def _move_into_place(staging: Path, out_dir: Path) -> None:

@@ -45,8 +45,12 @@ def make_request(i: int = 0, **overrides: Any) -> dict[str, Any]:
 def render(request: dict[str, Any]) -> tuple[dict[str, Any], Diagnostics]:
     diagnostics = Diagnostics()
     line = GeminiRenderer({KEY: SCHEMA}, diagnostics).render(request)
-    assert line == orjson.dumps(orjson.loads(line), option=orjson.OPT_SORT_KEYS) + b"\n"
-    return orjson.loads(line), diagnostics
+    parsed = orjson.loads(line)
+    assert line == orjson.dumps(parsed) + b"\n"  # compact UTF-8, one line
+    assert list(parsed) == sorted(parsed) and list(parsed["request"]) == sorted(parsed["request"])
+    schema = parsed["request"]["generationConfig"]["responseJsonSchema"]
+    assert list(schema["properties"]) == list(SCHEMA["properties"])  # property order kept: models follow it
+    return parsed, diagnostics
 
 
 def keys_outside_schema(obj: Any) -> list[str]:

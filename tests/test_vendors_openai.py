@@ -137,7 +137,8 @@ def test_line_shape_and_canonical_bytes():
     assert line["method"] == "POST"
     assert line["url"] == "/v1/chat/completions"
     assert line["body"]["messages"] == request["messages"]
-    assert raw == orjson.dumps(line, option=orjson.OPT_SORT_KEYS) + b"\n"
+    assert raw == orjson.dumps(line) + b"\n"  # compact UTF-8, one line
+    assert list(line) == sorted(line) and list(line["body"]) == sorted(line["body"])
     assert "«ünïcode»".encode() in raw  # UTF-8, not \u escapes
     rf = line["body"]["response_format"]
     assert rf["type"] == "json_schema"

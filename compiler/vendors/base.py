@@ -202,8 +202,12 @@ def split_type_list(schema: Mapping[str, Any], findings: SchemaFindings, path: s
 
 
 def fragment(obj: Any) -> orjson.Fragment:
-    """Pre-serialize a constant part of every line once (canonical form, spliced verbatim by orjson)."""
-    return orjson.Fragment(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS))
+    """Pre-serialize a schema-bearing part of every line once, spliced verbatim by orjson.
+
+    Keys keep their order (deterministic: schemas are built by code): OpenAI and Gemini generate the
+    answer's fields in schema order, so sorting would make a model write `correct_answer` before `question`.
+    """
+    return orjson.Fragment(orjson.dumps(obj))
 
 
 class Renderer(ABC):
