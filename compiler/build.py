@@ -185,6 +185,7 @@ def compile_to_dir(prepared: Prepared, out_dir: Path, prices: PriceTable | None 
     spec = prepared.spec
     stage = prepared.stages[0]
     schemas = {schema_key(s.name, s.schema): s.schema for s in prepared.stages}
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = out_dir / ".compile-staging"
     shutil.rmtree(staging, ignore_errors=True)
@@ -204,6 +205,8 @@ def compile_to_dir(prepared: Prepared, out_dir: Path, prices: PriceTable | None 
     except BaseException:
         sink.abort()
         shutil.rmtree(staging, ignore_errors=True)
+        if created:
+            shutil.rmtree(out_dir, ignore_errors=True)
         raise
     warnings = [str(w) for w in prepared.warnings] + job_warnings
     normalized = spec.model_dump(mode="json")

@@ -8,8 +8,11 @@ from typing import Any
 
 from datafast.compiler.build import CompileResult, compile_to_dir, prepare
 from datafast.compiler.build import plan as _plan
+from datafast.compiler.errors import SpecError
+from datafast.compiler.jobs import JobFileError
 from datafast.compiler.pricing import PriceTable
 from datafast.compiler.spec import DatasetConfigBase
+from datafast.compiler.vendors.base import RenderError, UnsupportedFeature
 
 from .logs import get_logger
 
@@ -52,7 +55,12 @@ def compile(
     """
     prepared = prepare(spec_or_path)
     target = Path(out_dir) if out_dir is not None else default_out_dir(prepared.spec)
-    result = compile_to_dir(prepared, target, PriceTable.load(prices), strict=strict, limits=limits)
+    try:
+        result = compile_to_dir(prepared, target, PriceTable.load(prices), strict=strict, limits=limits)
+    except (UnsupportedFeature, RenderError, JobFileError) as exc:
+        # what the vendor files cannot carry is a problem of the spec (or of --strict): nothing was written
+        hint = " (a warning without --strict)" if strict and isinstance(exc, UnsupportedFeature) else ""
+        raise SpecError.single(prepared.lines.file, None, "", f"{exc}{hint}") from None
     for warning in result.warnings:
         log.warning("warning: %s", warning)
     log.info("compiled %s requests into %s", f"{result.requests:,}", target)

@@ -212,3 +212,38 @@ def test_configure_logger_writes_to_a_file(tmp_path):
     finally:
         datafast.configure_logger("WARNING")
     assert "compiled 36 requests" in log_file.read_text()
+
+
+def test_strict_turns_vendor_warnings_into_errors(tmp_path, cli):
+    spec = REPO / "tests" / "golden" / "classification.yaml"  # temperature + top_p + seed for Anthropic
+    lenient = cli("compile", spec, "-o", tmp_path / "a")
+    assert lenient.exit_code == 0
+    assert "warning: anthropic: parameter 'top_p'" in lenient.stderr
+    strict = cli("compile", "--strict", spec, "-o", tmp_path / "b")
+    assert strict.exit_code == 2
+    assert "anthropic: parameter 'top_p'" in strict.stderr and "Traceback" not in strict.stderr
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_job_worker_process_writes_the_same_files_as_inline(tmp_path, monkeypatch, strict):
+    from datafast.compiler import jobsink
+
+    spec = REPO / "tests" / "golden" / "classification.yaml"
+    if strict:
+        monkeypatch.setattr(jobsink, "PIPELINE_THRESHOLD", 1)
+        with pytest.raises(datafast.SpecError, match="UnsupportedFeature: anthropic: parameter 'top_p'"):
+            datafast.compile(spec, tmp_path / "piped", strict=True)
+        assert not (tmp_path / "piped").exists()
+        return
+    datafast.compile(spec, tmp_path / "inline")
+    monkeypatch.setattr(jobsink, "PIPELINE_THRESHOLD", 1)
+    result = datafast.compile(spec, tmp_path / "piped", limits={"openai": {"max_requests": 3}})
+    assert len([j for j in result.manifest["jobs"] if j["vendor"] == "openai"]) == 3  # 8 requests, 3 a file
+    inline, piped = _tree(tmp_path / "inline"), _tree(tmp_path / "piped")
+    assert piped["manifest.jsonl"] == inline["manifest.jsonl"]
+    for name in inline:
+        if name.startswith(("jobs/anthropic", "jobs/gemini")):
+            assert piped[name] == inline[name]
+    assert b"".join(v for k, v in sorted(piped.items()) if k.startswith("jobs/openai")) == \
+        inline["jobs/openai/generate-gpt-4.1-mini-001.jsonl"]

@@ -90,7 +90,9 @@ class GeminiRenderer(Renderer):
 
     def prepare(self, model_name: str, schema_part: Any, params: JSON) -> orjson.Fragment:
         # The whole generationConfig is constant for (model, schema, params): one fragment.
-        return fragment({"responseMimeType": "application/json", "responseJsonSchema": schema_part, **params})
+        # keys sorted here (the fragment keeps order), so the line does not depend on the params' dict order
+        config = {"responseMimeType": "application/json", "responseJsonSchema": schema_part, **params}
+        return fragment(dict(sorted(config.items())))
 
     def render_line(self, template: orjson.Fragment, request: Mapping[str, Any]) -> bytes:
         contents: list[JSON] = []
