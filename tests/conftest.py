@@ -14,6 +14,8 @@ from datafast.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 
+pytest_plugins = ["tests.conftest_emulators"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true", help="rewrite tests/golden/ expected files")

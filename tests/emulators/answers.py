@@ -166,7 +166,7 @@ class _Gen:
         lo = int(s.get("minItems", 0))
         hi = int(s.get("maxItems", lo + 3))
         count = lo if depth >= MAX_DEPTH else self.rng.randint(min(max(lo, 1), hi), min(hi, max(lo, 1) + 2))
-        prefix = s.get("prefixItems") or (s.get("items") if isinstance(s.get("items"), list) else [])
+        prefix: list[Any] = s.get("prefixItems") or (s["items"] if isinstance(s.get("items"), list) else [])
         items = s.get("items") if isinstance(s.get("items"), dict) else s.get("additionalItems", {})
         out: list[Any] = []
         seen: set[str] = set()
@@ -207,12 +207,11 @@ class _Gen:
             label = name.replace("_", " ").strip() or "text"
             value = f"Sample {label} {n} for {self.label}"
         lo, hi = int(s.get("minLength", 0)), s.get("maxLength")
-        while len(value) < lo:
-            value += " lorem ipsum dolor sit amet"
+        if len(value) < lo:
+            filler = " lorem ipsum dolor sit amet"
+            value = (value + filler * (1 + (lo - len(value)) // len(filler)))[:lo]
         if hi is not None and len(value) > int(hi):
             value = value[: int(hi)]
-        if len(value) < lo:
-            value = value.ljust(lo, "x")
         return value
 
     def g_string(self, s: dict[str, Any], depth: int, name: str) -> Any:

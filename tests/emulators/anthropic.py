@@ -1,0 +1,275 @@
+"""Anthropic emulator: Messages and Message Batches, as the ``anthropic`` SDK uses them.
+
+SDK base URL: ``emu.base_url`` (``http://127.0.0.1:PORT``; paths carry ``/v1``). Batch creation checks the
+envelope synchronously (custom_id format and uniqueness, counts, size -> HTTP 400); each request's ``params``
+are validated like ``POST /v1/messages`` and a bad one becomes an ``errored`` result, as the API validates params
+asynchronously. ``results_url`` is absolute, built from the request's Host header.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from ._base import Emulator, HTTPError, Request, Response, digest, json_response, jsonl, new_id, rfc3339
+from ._jobs import Item, Job
+from .answers import respond
+
+CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+MAX_REQUESTS, MAX_BYTES, DAY = 100_000, 256 * 1024 * 1024, 86400
+KNOWN_PARAMS = frozenset({
+    "model", "messages", "max_tokens", "system", "temperature", "top_p", "top_k", "stop_sequences", "stream",
+    "metadata", "tools", "tool_choice", "output_config", "thinking", "service_tier", "container", "cache_control",
+    "diagnostics", "inference_geo", "speed", "context_management", "mcp_servers", "user_profile_id",
+})
+_KINDS = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error", 403: "permission_error",
+          404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 504: "timeout_error",
+          529: "overloaded_error"}
+
+
+def _bad(message: str) -> HTTPError:
+    return HTTPError(400, message, kind="invalid_request_error")
+
+
+def params_problem(params: Any, *, batch: bool = False) -> HTTPError | None:
+    """The 400 the Messages API gives for these params, or None."""
+    if not isinstance(params, dict):
+        return _bad("params: Input should be a valid dictionary")
+    for key in params:
+        if key not in KNOWN_PARAMS:
+            return _bad(f"{key}: Extra inputs are not permitted")
+    for key in ("model", "max_tokens", "messages"):
+        if key not in params:
+            return _bad(f"{key}: Field required")
+    if not isinstance(params["model"], str) or not params["model"]:
+        return _bad("model: Input should be a valid string")
+    if not isinstance(params["max_tokens"], int) or isinstance(params["max_tokens"], bool):
+        return _bad("max_tokens: Input should be a valid integer")
+    if params["max_tokens"] < 1:
+        return _bad("max_tokens: Input should be greater than or equal to 1")
+    messages = params["messages"]
+    if not isinstance(messages, list) or not messages:
+        return _bad("messages: at least one message is required")
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict) or msg.get("role") not in ("user", "assistant"):
+            return _bad(f"messages.{i}.role: Input should be 'user' or 'assistant'")
+        if not isinstance(msg.get("content"), (str, list)):
+            return _bad(f"messages.{i}.content: Field required")
+    if "temperature" in params and "top_p" in params:
+        return _bad("`temperature` and `top_p` cannot both be specified for this model. Please use only one.")
+    for key in ("temperature", "top_p"):
+        value = params.get(key)
+        if key in params and (not isinstance(value, (int, float)) or not 0 <= value <= 1):
+            return _bad(f"{key}: Input should be less than or equal to 1")
+    if batch and params.get("stream"):
+        return _bad("stream: Input should be False")
+    fmt = (params.get("output_config") or {}).get("format") if isinstance(params.get("output_config"), dict) else None
+    if fmt is not None and (not isinstance(fmt, dict) or fmt.get("type") != "json_schema"
+                            or not isinstance(fmt.get("schema"), dict)):
+        return _bad("output_config.format: expected {type: 'json_schema', schema: {...}}")
+    choice = params.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") == "tool":
+        names = [t.get("name") for t in params.get("tools") or [] if isinstance(t, dict)]
+        if choice.get("name") not in names:
+            return _bad(f"tool_choice.name: tool {choice.get('name')!r} is not in `tools`")
+    return None
+
+
+def _prompt(params: dict[str, Any]) -> str:
+    parts = [params["system"]] if isinstance(params.get("system"), str) else [
+        b.get("text", "") for b in params.get("system") or [] if isinstance(b, dict)]
+    for msg in params.get("messages") or []:
+        content = msg.get("content")
+        parts += [content] if isinstance(content, str) else [
+            b.get("text", "") for b in content if isinstance(b, dict) and isinstance(b.get("text"), str)]
+    return "\n".join(parts)
+
+
+def _forced_tool(params: dict[str, Any]) -> dict[str, Any] | None:
+    tools = [t for t in params.get("tools") or [] if isinstance(t, dict) and "input_schema" in t]
+    choice: dict[str, Any] = params["tool_choice"] if isinstance(params.get("tool_choice"), dict) else {}
+    if choice.get("type") == "tool":
+        return next((t for t in tools if t.get("name") == choice.get("name")), None)
+    if choice.get("type") == "any" and len(tools) == 1:
+        return tools[0]
+    return None
+
+
+class AnthropicEmulator(Emulator):
+    vendor = "anthropic"
+    api_prefix = ""
+    ROUTES = [
+        ("POST", "/v1/messages", "create_message"),
+        ("POST", "/v1/messages/batches", "create_batch"),
+        ("GET", "/v1/messages/batches", "list_batches"),
+        ("GET", "/v1/messages/batches/{batch_id}", "get_batch"),
+        ("DELETE", "/v1/messages/batches/{batch_id}", "delete_batch"),
+        ("POST", "/v1/messages/batches/{batch_id}/cancel", "cancel_batch"),
+        ("GET", "/v1/messages/batches/{batch_id}/results", "batch_results"),
+    ]
+
+    def check_auth(self, req: Request) -> None:
+        auth = req.headers.get("Authorization") or ""
+        if not (req.headers.get("x-api-key") or (auth.startswith("Bearer ") and auth[7:].strip())):
+            raise HTTPError(401, "x-api-key header is required", kind="authentication_error")
+
+    def error_response(self, err: HTTPError) -> Response:
+        known = {*_KINDS.values(), "api_error"}
+        kind = next((k for k in (err.code, err.kind) if k in known), None) or _KINDS.get(err.status, "api_error")
+        request_id = new_id("req_011C", 20)
+        body = {"type": "error", "error": {"type": kind, "message": err.message}, "request_id": request_id}
+        return json_response(body, err.status, {"request-id": request_id, **err.headers})
+
+    # -- messages ------------------------------------------------------------------------------------------
+    def message(self, params: dict[str, Any], rid: str, fault: str | None, tier: str) -> dict[str, Any]:
+        """A Message answering ``params``, deterministic for ``rid``."""
+        tool = _forced_tool(params)
+        fmt = (params.get("output_config") or {}).get("format") or {}
+        schema = tool["input_schema"] if tool is not None else fmt.get("schema")
+        ans = respond(rid, schema=schema, prompt=_prompt(params), max_tokens=params.get("max_tokens"),
+                      fault=fault)
+        stop = {"stop": "end_turn", "length": "max_tokens", "refusal": "refusal"}[ans.finish]
+        if ans.finish == "refusal":
+            content: list[dict[str, Any]] = []
+        elif tool is not None:
+            value = ans.data if ans.data is not None and fault != "invalid_json" else {}
+            content = [{"type": "tool_use", "id": "toolu_01" + digest("toolu", rid, n=22), "name": tool["name"],
+                        "input": value}]
+            stop = "tool_use" if stop == "end_turn" else stop
+        else:
+            content = [{"type": "text", "text": ans.text}]
+        return {
+            "id": "msg_01" + digest("msg", rid, n=22), "type": "message", "role": "assistant",
+            "model": params.get("model"), "content": content, "stop_reason": stop, "stop_sequence": None,
+            "usage": {"input_tokens": ans.input_tokens, "output_tokens": ans.output_tokens,
+                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "service_tier": tier},
+        }
+
+    def create_message(self, req: Request) -> Response:
+        params = req.json_object()
+        problem = params_problem(params)
+        if problem is not None:
+            raise problem
+        if params.get("stream"):
+            raise _bad("stream: the emulator does not implement streaming")
+        rid, fault = self.online_call(req, params, model=params["model"])
+        return json_response(self.message(params, rid, fault, "standard"))
+
+    # -- batches -------------------------------------------------------------------------------------------
+    def create_batch(self, req: Request) -> Response:
+        if len(req.body) > MAX_BYTES:
+            raise HTTPError(413, f"Request exceeds the maximum allowed size of {MAX_BYTES} bytes.")
+        requests = req.json_object().get("requests")
+        if not isinstance(requests, list) or not requests:
+            raise _bad("requests: at least one request is required")
+        if len(requests) > MAX_REQUESTS:
+            raise _bad(f"requests: a batch holds at most {MAX_REQUESTS} requests")
+        items, seen = [], set()
+        for i, entry in enumerate(requests):
+            if not isinstance(entry, dict) or "custom_id" not in entry or "params" not in entry:
+                raise _bad(f"requests.{i}: both `custom_id` and `params` are required")
+            rid = entry["custom_id"]
+            if not isinstance(rid, str) or not CUSTOM_ID.match(rid):
+                raise _bad(f"requests.{i}.custom_id: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'")
+            if rid in seen:
+                raise _bad(f"requests.{i}.custom_id: Duplicate custom_id {rid!r} in the batch")
+            seen.add(rid)
+            items.append(Item(rid, entry["params"], params_problem(entry["params"], batch=True)))
+        ids = [it.rid for it in items]
+        fault = self.faults.for_batch(ids)
+        if fault is not None and fault.kind == "validation_failure":
+            raise _bad(fault.message or "Injected batch validation failure.")
+        for item in items:
+            item.fault = self.faults.for_request(item.rid)
+        job = Job("msgbatch_01" + new_id("", 22), items, self.now(), self.batch_delay, ("in_progress",), 0,
+                  fault=fault)
+        with self.lock:
+            self.jobs[job.id] = job
+        models = sorted({str(it.body["model"]) for it in items if isinstance(it.body, dict)
+                         and isinstance(it.body.get("model"), str)})
+        self.record_batch(job.id, ids, models=models)
+        return json_response(self._render(job, req, initial=True))
+
+    def _job(self, batch_id: str) -> Job:
+        return self.job(batch_id, f"Message batch {batch_id} not found.")
+
+    def _render(self, job: Job, req: Request, initial: bool = False) -> dict[str, Any]:
+        view = job.initial_view() if initial else job.view(self.now())
+        n = len(job.items)
+        counts = {"processing": n, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
+        if view.terminal:
+            left = n - view.done
+            counts = {"processing": 0, "succeeded": view.succeeded, "errored": view.failed,
+                      "canceled": left if view.state == "cancelled" else 0,
+                      "expired": left if view.state == "expired" else 0}
+        status = "ended" if view.terminal else ("canceling" if view.state == "cancelling" else "in_progress")
+        ended = next((view.times[s] for s in ("completed", "cancelled", "expired") if s in view.times), None)
+        return {
+            "id": job.id, "type": "message_batch", "processing_status": status, "request_counts": counts,
+            "created_at": rfc3339(job.created), "expires_at": rfc3339(job.created + DAY),
+            "ended_at": rfc3339(ended) if view.terminal and ended is not None else None,
+            "cancel_initiated_at": rfc3339(view.times["cancelling"]) if "cancelling" in view.times else None,
+            "archived_at": None,
+            "results_url": f"http://{req.host}/v1/messages/batches/{job.id}/results" if view.terminal else None,
+        }
+
+    def get_batch(self, req: Request) -> Response:
+        return json_response(self._render(self._job(req.params["batch_id"]), req))
+
+    def list_batches(self, req: Request) -> Response:
+        try:
+            limit = int(req.query.get("limit", 20))
+        except ValueError:
+            raise _bad("limit: Input should be a valid integer") from None
+        if not 1 <= limit <= 1000:
+            raise _bad("limit: Input should be between 1 and 1000")
+        with self.lock:
+            ids = list(reversed(self.jobs))  # newest first
+        after, before = req.query.get("after_id"), req.query.get("before_id")
+        if before is not None:
+            end = ids.index(before) if before in ids else 0
+            start = max(0, end - limit)
+            page, has_more = ids[start:end], start > 0
+        else:
+            start = ids.index(after) + 1 if after in ids else (len(ids) if after else 0)
+            page, has_more = ids[start : start + limit], start + limit < len(ids)
+        data = [self._render(self._job(i), req) for i in page]
+        return json_response({"data": data, "has_more": has_more, "first_id": page[0] if page else None,
+                              "last_id": page[-1] if page else None})
+
+    def cancel_batch(self, req: Request) -> Response:
+        job = self._job(req.params["batch_id"])
+        with self.lock:
+            current = job.view(self.now())
+            if current.state != "cancelling" and job.cancel(self.now()) is None:
+                raise _bad(f"Message batch {job.id} has already ended and cannot be canceled.")
+        return json_response(self._render(job, req))
+
+    def delete_batch(self, req: Request) -> Response:
+        job = self._job(req.params["batch_id"])
+        if not job.view(self.now()).terminal:
+            raise _bad(f"Message batch {job.id} is still processing: cancel it before deleting it.")
+        with self.lock:
+            self.jobs.pop(job.id, None)
+        return json_response({"id": job.id, "type": "message_batch_deleted"})
+
+    def batch_results(self, req: Request) -> Response:
+        job = self._job(req.params["batch_id"])
+        view = job.view(self.now())
+        if not view.terminal:
+            raise HTTPError(404, f"Results for message batch {job.id} are not available until it has ended.",
+                            kind="not_found_error")
+        pending = {id(it) for it in job.items[view.done:]}
+        rows = []
+        for item in job.ordered(job.items, self.shuffle_results):
+            if id(item) in pending:
+                result: dict[str, Any] = {"type": "canceled" if view.state == "cancelled" else "expired"}
+            elif item.ok:
+                result = {"type": "succeeded",
+                          "message": self.message(item.body, item.rid, item.answer_fault, "batch")}
+            else:
+                error = self.error_response(self.request_error(item.problem, item.fault))
+                result = {"type": "errored", "error": json.loads(error.body)}
+            rows.append({"custom_id": item.rid, "result": result})
+        return Response(200, jsonl(rows), {"Content-Type": "application/binary"})

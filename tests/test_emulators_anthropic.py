@@ -1,0 +1,233 @@
+# mypy: disable-error-code="arg-type, union-attr, index, misc, list-item, typeddict-item"
+# (the tests pass plain dicts where the SDKs declare TypedDicts, and read union members they know the type of)
+"""Fidelity of the Anthropic emulator: the real ``anthropic`` SDK drives it and every payload validates
+strictly (pydantic ``model_validate``) against the SDK's own types."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import anthropic
+import httpx
+import jsonschema
+import pydantic
+import pytest
+from anthropic.types import Message
+from anthropic.types.messages import MessageBatch, MessageBatchIndividualResponse
+
+from tests.emulators import AnthropicEmulator
+from tests.emulators.testing import poll, read_jsonl
+
+pytest_plugins = ["tests.conftest_emulators"]
+
+MODEL = "claude-haiku-4-5"
+SCHEMA = {
+    "type": "object",
+    "properties": {"question": {"type": "string"}, "answer": {"type": "string"},
+                   "difficulty": {"type": "string", "enum": ["easy", "hard"]}},
+    "required": ["question", "answer", "difficulty"], "additionalProperties": False,
+}
+
+
+def params(i: int, **extra: Any) -> Any:
+    return {"model": MODEL, "max_tokens": 1024, "system": "You write quizzes.",
+            "messages": [{"role": "user", "content": f"Quiz {i}"}],
+            "output_config": {"format": {"type": "json_schema", "schema": SCHEMA}}, **extra}
+
+
+def tool_params(i: int) -> Any:
+    return {"model": MODEL, "max_tokens": 1024, "messages": [{"role": "user", "content": f"Quiz {i}"}],
+            "tools": [{"name": "emit", "description": "Emit the quiz.", "input_schema": SCHEMA}],
+            "tool_choice": {"type": "tool", "name": "emit"}}
+
+
+@pytest.fixture
+def client(anthropic_emulator: AnthropicEmulator) -> Any:
+    with anthropic.Anthropic(base_url=anthropic_emulator.base_url, api_key="test", max_retries=2, timeout=10) as c:
+        yield c
+
+
+def raw_batch(client: anthropic.Anthropic, batch_id: str) -> dict[str, Any]:
+    raw = client.messages.batches.with_raw_response.retrieve(batch_id).http_response.json()
+    MessageBatch.model_validate(raw)
+    return raw
+
+
+def results(emu: AnthropicEmulator, client: anthropic.Anthropic, batch_id: str) -> dict[str, Any]:
+    """Results through the SDK (absolute results_url) and, strictly, as raw JSONL."""
+    url = raw_batch(client, batch_id)["results_url"]
+    assert url == f"{emu.url}/v1/messages/batches/{batch_id}/results"
+    via_sdk = {r.custom_id: r for r in client.messages.batches.results(batch_id)}
+    rows = read_jsonl(httpx.get(url, headers={"x-api-key": "test"}).content)
+    for row in rows:
+        MessageBatchIndividualResponse.model_validate(row)
+    assert sorted(r["custom_id"] for r in rows) == sorted(via_sdk)
+    return {r["custom_id"]: r["result"] for r in rows}
+
+
+@pytest.mark.emulator(batch_delay=100)
+def test_batch_lifecycle_and_results(anthropic_emulator: AnthropicEmulator, client: anthropic.Anthropic) -> None:
+    emu = anthropic_emulator
+    emu.faults.error("r-err", status=529, code="overloaded_error")
+    emu.faults.add("truncated", request_id="r-cut")
+    requests = [
+        {"custom_id": "r-json", "params": params(0)},
+        {"custom_id": "r-tool", "params": tool_params(1)},
+        {"custom_id": "r-err", "params": params(2)},
+        {"custom_id": "r-cut", "params": params(3)},
+        {"custom_id": "r-both", "params": params(4, temperature=0.5, top_p=0.9)},
+        {"custom_id": "r-zero", "params": params(5, max_tokens=0)},
+    ]
+    batch = client.messages.batches.create(requests=requests)
+    assert batch.processing_status == "in_progress" and batch.results_url is None
+    raw = raw_batch(client, batch.id)
+    assert raw["request_counts"] == {"processing": 6, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
+    with pytest.raises(anthropic.AnthropicError, match="results_url"):
+        list(client.messages.batches.results(batch.id))
+    emu.advance(100)
+    ended = raw_batch(client, batch.id)
+    assert ended["processing_status"] == "ended" and ended["ended_at"]
+    assert ended["request_counts"] == {"processing": 0, "succeeded": 3, "errored": 3, "canceled": 0, "expired": 0}
+    got = results(emu, client, batch.id)
+    message = Message.model_validate(got["r-json"]["message"])
+    assert message.stop_reason == "end_turn" and message.usage.service_tier == "batch"
+    jsonschema.validate(json.loads(message.content[0].text), SCHEMA)
+    tool = Message.model_validate(got["r-tool"]["message"])
+    assert tool.stop_reason == "tool_use" and tool.content[0].type == "tool_use"
+    jsonschema.validate(tool.content[0].input, SCHEMA)
+    cut = Message.model_validate(got["r-cut"]["message"])
+    assert cut.stop_reason == "max_tokens"
+    with pytest.raises(ValueError):
+        json.loads(cut.content[0].text)
+    assert got["r-err"]["error"]["error"]["type"] == "overloaded_error"
+    assert "temperature" in got["r-both"]["error"]["error"]["message"]
+    assert got["r-zero"]["error"]["error"]["type"] == "invalid_request_error"
+    assert emu.stats()["batches"][0]["request_ids"] == [r["custom_id"] for r in requests]
+
+
+def test_results_are_deterministic(anthropic_emulator: AnthropicEmulator, client: anthropic.Anthropic) -> None:
+    texts = []
+    for _ in range(2):
+        batch = client.messages.batches.create(requests=[{"custom_id": "same", "params": params(0)}])
+        poll(lambda: raw_batch(client, batch.id), lambda b: b["processing_status"] == "ended")  # noqa: B023
+        texts.append(results(anthropic_emulator, client, batch.id)["same"]["message"]["content"])
+    assert texts[0] == texts[1]
+
+
+def test_envelope_validation_is_synchronous(anthropic_emulator: AnthropicEmulator,
+                                            client: anthropic.Anthropic) -> None:
+    for bad in ("has space", "x" * 65, ""):
+        with pytest.raises(anthropic.BadRequestError) as info:
+            client.messages.batches.create(requests=[{"custom_id": bad, "params": params(0)}])
+        assert info.value.body["error"]["type"] == "invalid_request_error"
+    with pytest.raises(anthropic.BadRequestError, match="Duplicate"):
+        client.messages.batches.create(requests=[{"custom_id": "a", "params": params(0)}] * 2)
+    anthropic_emulator.faults.add("validation_failure", message="requests: too many tokens enqueued")
+    with pytest.raises(anthropic.BadRequestError, match="enqueued"):
+        client.messages.batches.create(requests=[{"custom_id": "a", "params": params(0)}])
+    assert anthropic_emulator.stats()["batches"] == []
+
+
+def test_list_pagination(anthropic_emulator: AnthropicEmulator, client: anthropic.Anthropic) -> None:
+    ids = [client.messages.batches.create(requests=[{"custom_id": f"r{i}", "params": params(i)}]).id
+           for i in range(5)]
+    assert [b.id for b in client.messages.batches.list(limit=2)] == ids[::-1]
+    page = client.messages.batches.with_raw_response.list(limit=2).http_response.json()
+    assert page["has_more"] and page["first_id"] == ids[4] and page["last_id"] == ids[3]
+    older = client.messages.batches.list(limit=2, after_id=ids[3])
+    assert [b.id for b in older.data] == [ids[2], ids[1]]
+    newer = client.messages.batches.list(limit=2, before_id=ids[1])
+    assert [b.id for b in newer.data] == [ids[3], ids[2]] and newer.has_more
+
+
+@pytest.mark.emulator(batch_delay=100)
+def test_cancel_then_delete(anthropic_emulator: AnthropicEmulator, client: anthropic.Anthropic) -> None:
+    batch = client.messages.batches.create(
+        requests=[{"custom_id": f"r{i}", "params": params(i)} for i in range(4)])
+    anthropic_emulator.advance(50)  # half processed
+    canceling = client.messages.batches.cancel(batch.id)
+    assert canceling.processing_status == "canceling" and canceling.cancel_initiated_at is not None
+    with pytest.raises(anthropic.BadRequestError):
+        client.messages.batches.delete(batch.id)
+    anthropic_emulator.advance(100)
+    ended = raw_batch(client, batch.id)
+    assert ended["request_counts"]["succeeded"] == 2 and ended["request_counts"]["canceled"] == 2
+    kinds = sorted(r["type"] for r in results(anthropic_emulator, client, batch.id).values())
+    assert kinds == ["canceled", "canceled", "succeeded", "succeeded"]
+    with pytest.raises(anthropic.BadRequestError):
+        client.messages.batches.cancel(batch.id)
+    assert client.messages.batches.delete(batch.id).type == "message_batch_deleted"
+    with pytest.raises(anthropic.NotFoundError):
+        client.messages.batches.retrieve(batch.id)
+
+
+def test_expired_batch(anthropic_emulator: AnthropicEmulator, client: anthropic.Anthropic) -> None:
+    anthropic_emulator.faults.add("expire", completed=1)
+    batch = client.messages.batches.create(
+        requests=[{"custom_id": f"r{i}", "params": params(i)} for i in range(3)])
+    ended = poll(lambda: raw_batch(client, batch.id), lambda b: b["processing_status"] == "ended")
+    assert ended["request_counts"]["expired"] == 2 and ended["request_counts"]["succeeded"] == 1
+    assert sorted(r["type"] for r in results(anthropic_emulator, client, batch.id).values()) == [
+        "expired", "expired", "succeeded"]
+
+
+class Quiz(pydantic.BaseModel):
+    question: str
+    answer: str
+    difficulty: str
+
+
+def test_online_messages(anthropic_emulator: AnthropicEmulator, client: anthropic.Anthropic) -> None:
+    raw = client.messages.with_raw_response.create(**params(0)).http_response.json()
+    message = Message.model_validate(raw)
+    assert message.usage.input_tokens > 0 and message.usage.output_tokens > 0
+    jsonschema.validate(json.loads(message.content[0].text), SCHEMA)
+    parsed = client.messages.parse(model=MODEL, max_tokens=512, output_format=Quiz,
+                                   messages=[{"role": "user", "content": "Quiz"}])
+    assert isinstance(parsed.parsed_output, Quiz)
+    assert anthropic_emulator.received[-1]["output_config"]["format"]["type"] == "json_schema"
+    tool = client.messages.create(**tool_params(0))
+    assert tool.content[0].type == "tool_use"
+    jsonschema.validate(tool.content[0].input, SCHEMA)
+    plain = client.messages.create(model=MODEL, max_tokens=5, messages=[{"role": "user", "content": "Hi"}])
+    assert plain.stop_reason == "max_tokens" and plain.usage.output_tokens == 5
+
+
+def test_online_validation_errors(client: anthropic.Anthropic) -> None:
+    with pytest.raises(anthropic.BadRequestError, match="greater than or equal to 1"):
+        client.messages.create(model=MODEL, max_tokens=0, messages=[{"role": "user", "content": "x"}])
+    with pytest.raises(anthropic.BadRequestError, match="cannot both be specified"):
+        client.messages.create(model=MODEL, max_tokens=10, messages=[{"role": "user", "content": "x"}],
+                               extra_body={"temperature": 0.2, "top_p": 0.9})
+    with pytest.raises(anthropic.BadRequestError, match="Extra inputs"):
+        client.messages.create(model=MODEL, max_tokens=10, messages=[{"role": "user", "content": "x"}],
+                               extra_body={"frequency_penalty": 1})
+    ok = client.messages.create(model=MODEL, max_tokens=10, messages=[{"role": "user", "content": "x"}],
+                                extra_body={"temperature": 0.2})
+    assert ok.type == "message"
+
+
+def test_online_faults(anthropic_emulator: AnthropicEmulator, client: anthropic.Anthropic) -> None:
+    anthropic_emulator.faults.add("refusal", path="POST /v1/messages$")
+    refused = client.messages.create(**params(0))
+    assert refused.stop_reason == "refusal"
+    anthropic_emulator.faults.http("POST /v1/messages$", status=429, times=1, retry_after=0.01)
+    anthropic_emulator.faults.http("POST /v1/messages$", status=529, times=1, retry_after=0.01)
+    start = time.monotonic()
+    assert client.messages.create(**params(1)).type == "message"
+    assert time.monotonic() - start < 2.0
+    assert anthropic_emulator.stats()["calls"]["POST /v1/messages"] == 4
+    anthropic_emulator.faults.error(path="POST /v1/messages$", status=400, message="nope")
+    with pytest.raises(anthropic.BadRequestError, match="nope"):
+        client.messages.create(**params(2))
+
+
+def test_auth_headers(anthropic_emulator: AnthropicEmulator) -> None:
+    url = anthropic_emulator.url + "/v1/messages/batches"
+    assert httpx.get(url, headers={"x-api-key": "k"}).status_code == 200
+    assert httpx.get(url, headers={"Authorization": "Bearer k"}).status_code == 200
+    denied = httpx.get(url)
+    assert denied.status_code == 401
+    assert denied.json()["type"] == "error" and denied.json()["error"]["type"] == "authentication_error"
