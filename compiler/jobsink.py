@@ -81,7 +81,8 @@ class ProcessJobs:
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_worker, args=(child, out_dir, dict(schemas), limits, strict), daemon=True)
+        self._proc = ctx.Process(  # type: ignore[attr-defined]
+            target=_worker, args=(child, out_dir, dict(schemas), limits, strict), daemon=True)
         self._proc.start()
         child.close()
         self._buffer: list[bytes] = []
