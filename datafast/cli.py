@@ -97,6 +97,143 @@ def render_plan(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _runtime_errors(fn: Any) -> Any:
+    """Map runtime-side failures to exit codes: bad input 2, runtime failure 1, interrupt 130."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from datafast.runtimes import RuntimeConfigError, RuntimeFailure
+
+        from .submit import BadInput
+
+        try:
+            return fn(*args, **kwargs)
+        except SpecError as err:
+            _fail_input(err)
+        except (BadInput, RuntimeConfigError) as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(2)
+        except RuntimeFailure as err:
+            raise click.ClickException(str(err)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted: nothing is lost; run the same command again to resume", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def _progress(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@main.command("submit")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--wait", is_flag=True, help="Poll until every job ended, then fetch the results.")
+@click.option("--poll-interval", type=click.FloatRange(min=0), default=30.0, show_default=True, help="Seconds.")
+@click.option("--retry-failed", is_flag=True, help="Also resend requests that failed for good (truncated, invalid...).")
+@click.option("--max-tokens", type=click.IntRange(min=1), help="With --retry-failed: a new output-token limit.")
+@click.option("--concurrency", type=click.IntRange(min=1), help="Parallel requests for online runtimes.")
+@_runtime_errors
+def submit_cmd(out_dir: str, wait: bool, poll_interval: float, retry_failed: bool, max_tokens: int | None,
+               concurrency: int | None) -> None:
+    """Send the compiled requests of OUT_DIR that have no result yet; resumable at any point."""
+    from .submit import submit
+
+    if max_tokens is not None and not retry_failed:
+        raise click.UsageError("--max-tokens applies to --retry-failed")
+    report = submit(out_dir, wait=wait, poll_interval=poll_interval, retry_failed=retry_failed,
+                    max_tokens=max_tokens, concurrency=concurrency, on_progress=_progress)
+    click.echo(f"{out_dir}: {report.done:,} done, {report.pending:,} pending, {report.given_up:,} failed "
+               f"for good, {report.live_jobs} live job(s)")
+
+
+@main.command("status")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_runtime_errors
+def status_cmd(out_dir: str, as_json: bool) -> None:
+    """Show the jobs and request counts of OUT_DIR (polls live jobs once)."""
+    from .submit import status
+
+    info = status(out_dir)
+    if as_json:
+        click.echo(json.dumps(info, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"{info['requests']:,} requests: {info['ok']:,} ok, {info['failed']:,} failed "
+               f"({info['given_up']:,} for good), {info['to_send']:,} to send")
+    for job in info["jobs"]:
+        click.echo(f"  {job['name']:<50} {job['status']:<10} {job['requests']:>8,} {job['vendor_id'] or ''}")
+
+
+@main.command("cancel")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_runtime_errors
+def cancel_cmd(out_dir: str, yes: bool) -> None:
+    """Cancel the live batch jobs of OUT_DIR (finished results are kept)."""
+    from .submit import cancel
+
+    if not yes and not click.confirm(f"Cancel every live job of {out_dir}?", err=True):
+        sys.exit(1)
+    for name in cancel(out_dir):
+        click.echo(f"cancelled {name}")
+
+
+@main.command("collect")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Dataset file (.jsonl or .parquet).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@prices_option
+@_runtime_errors
+def collect_cmd(out_dir: str, output: str | None, as_json: bool, prices: str | None) -> None:
+    """Validate the results of OUT_DIR into a dataset file and rejects.jsonl."""
+    from .collect import collect_to
+
+    report = collect_to(out_dir, output, prices)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(render_collect(report.as_dict()))
+
+
+def render_collect(r: dict[str, Any]) -> str:
+    lines = [f"{r['requests']:,} requests = {r['producing']:,} with rows + {r['rejected']:,} rejected + "
+             f"{r['pending']:,} pending", f"{r['rows']:,} rows -> {r['output']}"]
+    if r["rows_by_label"]:
+        lines.append("rows by class/topic: " + ", ".join(f"{k} {v:,}" for k, v in r["rows_by_label"].items()))
+    if r["rejected"]:
+        lines.append(f"rejected ({r['rejects']}): " + ", ".join(f"{k} {v:,}" for k, v in r["reasons"].items()))
+    cost = r["usage"]["cost"]
+    lines.append("usage: " + ", ".join(f"{m} {u['input_tokens']:,} in / {u['output_tokens']:,} out"
+                                       for m, u in r["usage"]["by_model"].items())
+                 + (f"; cost {cost:,.4f} {r['usage']['currency']}" if cost is not None else "; cost unknown"))
+    return "\n".join(lines)
+
+
+@main.command("run")
+@click.argument("spec")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), help="Output dir (default build/<name>).")
+@click.option("--poll-interval", type=click.FloatRange(min=0), default=30.0, show_default=True, help="Seconds.")
+@click.option("--concurrency", type=click.IntRange(min=1), help="Parallel requests for online runtimes.")
+@prices_option
+@_runtime_errors
+def run_cmd(spec: str, out_dir: str | None, poll_interval: float, concurrency: int | None, prices: str | None) -> None:
+    """Compile SPEC, submit, wait and collect, in one resumable command."""
+    from . import api
+    from .collect import collect_to
+    from .submit import submit
+
+    result = api.compile(spec, out_dir, prices=prices)
+    _progress(f"compiled {result.requests:,} requests into {result.out_dir}")
+    submit(result.out_dir, wait=True, poll_interval=poll_interval, concurrency=concurrency, on_progress=_progress)
+    report = collect_to(result.out_dir, None, prices)
+    click.echo(render_collect(report.as_dict()))
+    later = [s["name"] for s in result.manifest["stages"][1:]]
+    if later:
+        _progress(f"note: this version runs the first stage only; stages {', '.join(later)} are not run yet")
+
+
 @main.command("schema")
 def schema_cmd() -> None:
     """Print the JSON Schema of the spec format (point your editor's YAML plugin at it)."""

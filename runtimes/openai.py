@@ -1,0 +1,118 @@
+"""OpenAI Batch API through the `openai` SDK: upload, create (tagged in metadata), poll, fetch, cancel."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .base import BatchRuntime, Job, Poll, RuntimeFailure, http_error_kind, model_name, result
+
+ENDPOINT = "/v1/chat/completions"
+TAG = "datafast_job"
+RUNNING = {"validating", "in_progress", "finalizing", "cancelling"}
+ENDED = {"completed", "expired", "cancelled"}
+
+
+class OpenAIRuntime(BatchRuntime):
+    name = "openai"
+    key_env = ("OPENAI_API_KEY",)
+
+    def __init__(self, env: dict[str, str] | None = None):
+        super().__init__(env)
+        import openai  # the SDK is imported only when this runtime is used
+
+        self._openai = openai
+        # OPENAI_BASE_URL is honoured explicitly so that `env` (not only os.environ) decides the endpoint
+        self.client = openai.OpenAI(api_key=self.key(), base_url=self.env.get("OPENAI_BASE_URL") or None,
+                                    max_retries=3)
+
+    def _call(self, what: str, job: Job, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except self._openai.OpenAIError as exc:
+            raise RuntimeFailure(self.name, f"{what} failed: {exc}", job.name) from None
+
+    def create(self, job: Job, path: Path) -> str:
+        if "input_file_id" not in job.vendor:
+            uploaded = self._call("upload", job, self.client.files.create,
+                                  file=(path.name, path.read_bytes(), "application/jsonl"), purpose="batch")
+            job.vendor["input_file_id"] = uploaded.id
+        batch = self._call("batch create", job, self.client.batches.create, input_file_id=job.vendor["input_file_id"],
+                           endpoint=ENDPOINT, completion_window="24h", metadata={TAG: job.name})
+        return str(batch.id)
+
+    def find(self, job: Job) -> str | None:
+        for i, batch in enumerate(self._call("batch list", job, self.client.batches.list, limit=100)):
+            if (batch.metadata or {}).get(TAG) == job.name:
+                return str(batch.id)
+            if i >= 1000:  # newest first: a batch created moments ago is near the top
+                break
+        return None
+
+    def poll(self, job: Job) -> Poll:
+        batch = self._call("batch retrieve", job, self.client.batches.retrieve, job.vendor_id)
+        counts = batch.request_counts
+        done, failed, total = (counts.completed, counts.failed, counts.total) if counts else (0, 0, job.requests)
+        job.vendor.update(status=batch.status, output_file_id=batch.output_file_id, error_file_id=batch.error_file_id)
+        if batch.status in RUNNING:
+            return Poll("running", done, failed, total, batch.status)
+        if batch.status in ENDED:
+            return Poll("ended", done, failed, total, batch.status)
+        errors = tuple(f"line {e.line}: {e.message}" if e.line is not None else str(e.message)
+                       for e in ((batch.errors.data or []) if batch.errors else []))
+        return Poll("failed", done, failed, total, batch.status, errors or (f"batch {batch.status}",))
+
+    def fetch(self, job: Job, raw_dir: Path) -> Iterator[dict[str, Any]]:
+        raw_dir.mkdir(parents=True, exist_ok=True)
+        for kind in ("output", "error"):
+            file_id = job.vendor.get(f"{kind}_file_id")
+            if not file_id:
+                continue
+            content = self._call(f"{kind} file download", job, self.client.files.content, file_id).content
+            (raw_dir / f"{kind}.jsonl").write_bytes(content)
+            for line in content.decode("utf-8").splitlines():
+                if line.strip():
+                    yield self._normalize(json.loads(line), job.model)
+
+    def _normalize(self, line: dict[str, Any], model: str) -> dict[str, Any]:
+        rid = line["custom_id"]
+        response = line.get("response")
+        if response is None:
+            error = line.get("error") or {}
+            code = str(error.get("code") or "")
+            kind = "expired" if "expired" in code else "cancelled" if "cancel" in code else "server_error"
+            return result(rid, self.name, model, error_kind=kind, error_message=str(error.get("message") or code))
+        body = response.get("body") or {}
+        status = response.get("status_code")
+        if status != 200:
+            message = (body.get("error") or {}).get("message") or f"HTTP {status}"
+            return result(rid, self.name, model, error_kind=http_error_kind(status), error_message=message)
+        choice = (body.get("choices") or [{}])[0]
+        message = choice.get("message") or {}
+        usage = body.get("usage") or {}
+        tokens = {"input_tokens": usage.get("prompt_tokens", 0), "output_tokens": usage.get("completion_tokens", 0)}
+        finish = choice.get("finish_reason")
+        text = message.get("content")
+        if message.get("refusal"):
+            return result(rid, self.name, model, text=text, finish_reason=finish, error_kind="refusal",
+                          error_message=str(message["refusal"]), **tokens)
+        if finish == "length":
+            return result(rid, self.name, model, text=text, finish_reason=finish, error_kind="truncated",
+                          error_message="answer cut at max_completion_tokens", **tokens)
+        if finish == "content_filter":
+            return result(rid, self.name, model, text=text, finish_reason=finish, error_kind="content_filter",
+                          error_message="answer stopped by the content filter", **tokens)
+        return result(rid, self.name, model, text=text, finish_reason=finish, **tokens)
+
+    def cancel(self, job: Job) -> None:
+        self._call("batch cancel", job, self.client.batches.cancel, job.vendor_id)
+
+    @staticmethod
+    def raise_max_tokens(line: dict[str, Any], max_tokens: int) -> dict[str, Any]:
+        line["body"]["max_completion_tokens"] = max_tokens
+        return line
+
+
+__all__ = ["OpenAIRuntime", "model_name"]

@@ -1,0 +1,172 @@
+"""submit / status / collect / cancel end to end through the OpenAI SDK against the emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+import datafast
+from datafast.collect import collect_to
+from datafast.submit import status, submit
+
+from .conftest import REPO
+
+SPEC = {
+    "datafast": 1, "name": "e2e", "type": "classification",
+    "classes": [{"name": "pos", "description": "Happy."}, {"name": "neg", "description": "Sad."},
+                {"name": "mixed", "description": "Both."}],
+    "languages": {"en": "English", "fr": "French"},
+    "num_samples_per_prompt": 2,
+    "models": ["openai:gpt-4.1-mini"],
+}
+
+
+def compile_spec(tmp_path, spec=SPEC, limits=None):
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "out"
+    datafast.compile(path, out, limits=limits)
+    ids = [json.loads(line)["id"] for line in (out / "manifest.jsonl").read_text().splitlines()]
+    return out, ids
+
+
+def env_for(emu):
+    return {"OPENAI_API_KEY": "test", "OPENAI_BASE_URL": emu.base_url}
+
+
+def test_submit_wait_collect_and_never_pay_twice(tmp_path, openai_emulator):
+    out, ids = compile_spec(tmp_path)
+    env = env_for(openai_emulator)
+    report = submit(out, wait=True, poll_interval=0.01, env=env)
+    assert (report.done, report.pending, report.given_up, report.live_jobs) == (6, 0, 0, 0)
+    assert all(openai_emulator.submissions(i) == 1 for i in ids)
+    collected = collect_to(out)
+    assert (collected.requests, collected.producing, collected.rejected, collected.pending) == (6, 6, 0, 0)
+    rows = [json.loads(x) for x in (out / "dataset.jsonl").read_text().splitlines()]
+    assert len(rows) == collected.rows >= 6
+    assert {r["label"] for r in rows} == {"pos", "neg", "mixed"} and {r["language"] for r in rows} == {"en", "fr"}
+    assert all(r["request_id"] in ids and r["model"] == "openai:gpt-4.1-mini" and r["text"] for r in rows)
+    assert collected.usage["by_model"]["openai:gpt-4.1-mini"]["input_tokens"] > 0
+    # again: nothing is sent
+    submit(out, wait=True, poll_interval=0.01, env=env)
+    assert len(openai_emulator.stats()["batches"]) == 1
+    assert all(openai_emulator.submissions(i) == 1 for i in ids)
+
+
+def test_editing_the_spec_sends_only_changed_requests(tmp_path, openai_emulator):
+    out, ids = compile_spec(tmp_path)
+    env = env_for(openai_emulator)
+    submit(out, wait=True, poll_interval=0.01, env=env)
+    edited = json.loads(json.dumps(SPEC))
+    edited["classes"][2]["description"] = "Both, edited."
+    _, new_ids = compile_spec(tmp_path, edited)
+    changed = set(new_ids) - set(ids)
+    assert len(changed) == 2  # the edited class, in 2 languages
+    submit(out, wait=True, poll_interval=0.01, env=env)
+    batches = openai_emulator.stats()["batches"]
+    assert len(batches) == 2 and set(batches[1]["request_ids"]) == changed
+    assert collect_to(out).producing == 6
+
+
+def test_partial_failures_are_retried_and_terminal_ones_reported(tmp_path, openai_emulator):
+    out, ids = compile_spec(tmp_path)
+    emu = openai_emulator
+    emu.faults.error(ids[0], status=500)  # transient: resubmitted in a follow-up batch
+    emu.faults.error(ids[1], status=400, message="bad request body")  # terminal
+    emu.faults.add("truncated", request_id=ids[2])  # terminal: truncated answer
+    emu.faults.add("invalid_json", request_id=ids[3])  # ok status, rejected by collect
+    report = submit(out, wait=True, poll_interval=0.01, env=env_for(emu))
+    assert emu.submissions(ids[0]) == 2 and emu.submissions(ids[1]) == 1 and emu.submissions(ids[2]) == 1
+    assert report.given_up == 2
+    collected = collect_to(out)
+    assert (collected.producing, collected.rejected, collected.pending) == (3, 3, 0)
+    rejects = {json.loads(x)["id"]: json.loads(x)["reason"] for x in (out / "rejects.jsonl").read_text().splitlines()}
+    assert rejects[ids[1]].startswith("invalid_request: bad request body")
+    assert rejects[ids[2]].startswith("truncated")
+    assert rejects[ids[3]].startswith("invalid JSON")
+    # terminal failures are resent only on request, with a larger token limit
+    submit(out, wait=True, poll_interval=0.01, env=env_for(emu), retry_failed=True, max_tokens=4096)
+    assert emu.submissions(ids[1]) == 2 and emu.submissions(ids[2]) == 2
+    last = emu.stats()["batches"][-1]
+    assert set(last["request_ids"]) == {ids[1], ids[2]}
+    assert all(json.loads(x)["body"]["max_completion_tokens"] == 4096
+               for x in (out / "submit" / f"{status(out, env_for(emu))['jobs'][-1]['name']}.jsonl").read_text().splitlines())
+    assert collect_to(out).producing == 5  # invalid JSON answer was an ok result: not resent
+
+
+def test_expired_batch_resubmits_the_rest(tmp_path, openai_emulator):
+    out, ids = compile_spec(tmp_path)
+    openai_emulator.faults.add("expire", completed=2)
+    report = submit(out, wait=True, poll_interval=0.01, env=env_for(openai_emulator))
+    assert report.done == 6
+    counts = sorted(openai_emulator.submissions(i) for i in ids)
+    assert counts == [1, 1, 2, 2, 2, 2]
+
+
+def test_validation_failure_shows_vendor_errors(tmp_path, openai_emulator, capsys):
+    out, ids = compile_spec(tmp_path)
+    openai_emulator.faults.add("validation_failure")
+    messages = []
+    report = submit(out, wait=True, poll_interval=0.01, env=env_for(openai_emulator), on_progress=messages.append)
+    assert any("failed validation: line" in m for m in messages), messages
+    assert report.given_up == 6
+    assert status(out, env_for(openai_emulator))["jobs"][0]["status"] == "failed"
+
+
+def test_429_storm_is_survived(tmp_path, openai_emulator):
+    out, ids = compile_spec(tmp_path)
+    openai_emulator.faults.http("POST /v1/files", status=429, times=2, retry_after=0.01)
+    openai_emulator.faults.http("GET /v1/batches/", status=503, times=2, retry_after=0.01)
+    assert submit(out, wait=True, poll_interval=0.01, env=env_for(openai_emulator)).done == 6
+    assert all(openai_emulator.submissions(i) == 1 for i in ids)
+
+
+def test_split_jobs_and_cancel(tmp_path, openai_emulator):
+    out, ids = compile_spec(tmp_path, limits={"openai": {"max_requests": 4}})
+    openai_emulator.batch_delay = 3600.0  # batches created now finish only when the clock is advanced
+    env = env_for(openai_emulator)
+    report = submit(out, env=env)  # no --wait: returns after creating the jobs
+    assert report.live_jobs == 2 and report.pending == 6
+    assert [j["status"] for j in status(out, env)["jobs"]] == ["submitted", "submitted"]
+    assert len(datafast.submit.cancel(out, env)) == 2
+    openai_emulator.advance(7200)  # cancelling -> cancelled
+    openai_emulator.batch_delay = 0.01
+    info = status(out, env)  # fetches the cancelled batches (no output: all marked cancelled)
+    assert [j["status"] for j in info["jobs"]] == ["fetched", "fetched"]
+    assert info["to_send"] == 6
+    after = submit(out, wait=True, poll_interval=0.01, env=env)  # resends what was cancelled
+    assert after.done == 6 and all(openai_emulator.submissions(i) == 2 for i in ids)
+
+
+def test_missing_key_is_a_clear_error_before_sending(tmp_path, cli, openai_emulator):
+    out, _ = compile_spec(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    proc = subprocess.run([sys.executable, "-m", "datafast", "submit", str(out)], env=env,
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2
+    assert "no API key: set OPENAI_API_KEY" in proc.stderr and "Traceback" not in proc.stderr
+    assert openai_emulator.stats()["calls"] == {}
+    missing = cli("submit", tmp_path / "nowhere")
+    assert missing.exit_code == 2 and "run `datafast compile SPEC" in missing.stderr
+
+
+@pytest.mark.parametrize("point", ["after-upload", "after-create", "while-polling", "after-download",
+                                   "mid-results-write"])
+def test_kill_at_any_point_then_resume_sends_each_request_once(tmp_path, openai_emulator, point):
+    out, ids = compile_spec(tmp_path)
+    env = {**os.environ, **env_for(openai_emulator)}
+    killed = subprocess.run([sys.executable, "-m", "tests.killpoint", point, str(out)], env=env, cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert killed.returncode == -9, killed.stderr
+    resumed = subprocess.run([sys.executable, "-m", "tests.killpoint", "none", str(out)], env=env, cwd=REPO,
+                             capture_output=True, text=True, timeout=60)
+    assert resumed.returncode == 0, resumed.stderr
+    assert [openai_emulator.submissions(i) for i in ids] == [1] * len(ids)
+    assert len(openai_emulator.stats()["batches"]) == 1
+    collected = collect_to(out)
+    assert (collected.producing, collected.pending, collected.rejected) == (6, 0, 0)
