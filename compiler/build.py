@@ -155,14 +155,50 @@ def _items_per_answer(spec: DatasetConfigBase, stage: Stage) -> int:
     return spec.num_samples_per_prompt if "items" in stage.schema["properties"] else 1  # type: ignore[attr-defined, no-any-return]
 
 
+def vendor_warnings(prepared: Prepared, strict: bool = False) -> list[str]:
+    """What each vendor cannot honour, for every stage and every model of its role, before anything is sent.
+
+    The first stage's job files report the same while they are written; checking the whole stage graph here
+    also covers later stages (compiled from collected rows), so a user learns before paying for stage one.
+    With `strict`, the first problem raises `UnsupportedFeature`.
+    """
+    from .vendors import RENDERERS, Diagnostics
+
+    diagnostics = Diagnostics(strict=strict)
+    spec = prepared.spec
+    schemas = {schema_key(s.name, s.schema): s.schema for s in prepared.stages}
+    for stage in prepared.stages:
+        for model in dict.fromkeys(spec.models_for(stage.role)):
+            renderer = RENDERERS.get(model.partition(":")[0])
+            if renderer is None:
+                continue
+            probe = {"id": "0" * 32, "stage": stage.name, "model": model, "params": spec.generation.params(),
+                     "schema": schema_key(stage.name, stage.schema), "meta": {},
+                     "messages": [{"role": "system", "content": "-"}, {"role": "user", "content": "-"}]}
+            renderer(schemas, diagnostics).render(probe)
+    return [str(w) for w in diagnostics.warnings]
+
+
 def plan(prepared: Prepared, prices: PriceTable | None = None) -> dict[str, Any]:
-    """Counts, token and cost estimates of the first stage; writes nothing."""
+    """Counts, token and cost estimates of the first stage; writes nothing.
+
+    Later stages depend on the answers of the first, so they are listed, not counted.
+    """
     stage = prepared.stages[0]
     summary = Summary(prices or PriceTable.load())
     items = _items_per_answer(prepared.spec, stage)
     for request in stage_requests(prepared, stage):
         summary.add(request, items)
-    return {"name": prepared.spec.name, "type": prepared.spec.type, "stage": stage.name, **summary.as_dict()}
+    later = [{"stage": s.name, "models": prepared.spec.models_for(s.role)} for s in prepared.stages[1:]]
+    warnings = [issue_text(w) for w in prepared.warnings] + vendor_warnings(prepared)
+    return {"name": prepared.spec.name, "type": prepared.spec.type, "stage": stage.name, **summary.as_dict(),
+            "later_stages": later, "warnings": warnings}
+
+
+def issue_text(issue: SpecIssue) -> str:
+    """An issue without the spec's path (manifest.json must not depend on where the spec was compiled from)."""
+    where = f"line {issue.line}: " if issue.line is not None else ""
+    return f"{where}{issue.field + ': ' if issue.field else ''}{issue.message}"
 
 
 @dataclass
@@ -170,7 +206,8 @@ class CompileResult:
     out_dir: Path
     requests: int
     manifest: dict[str, Any]
-    warnings: list[str]
+    warnings: list[str]  # as in manifest.json: spec warnings without the spec's path, then vendor warnings
+    spec_warnings: list[SpecIssue]
 
 
 def compile_to_dir(prepared: Prepared, out_dir: Path, prices: PriceTable | None = None,
@@ -185,6 +222,7 @@ def compile_to_dir(prepared: Prepared, out_dir: Path, prices: PriceTable | None 
     spec = prepared.spec
     stage = prepared.stages[0]
     schemas = {schema_key(s.name, s.schema): s.schema for s in prepared.stages}
+    checked = vendor_warnings(prepared, strict)  # before anything is written: --strict fails here
     created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = out_dir / ".compile-staging"
@@ -208,7 +246,7 @@ def compile_to_dir(prepared: Prepared, out_dir: Path, prices: PriceTable | None 
         if created:
             shutil.rmtree(out_dir, ignore_errors=True)
         raise
-    warnings = [str(w) for w in prepared.warnings] + job_warnings
+    warnings = [issue_text(w) for w in prepared.warnings] + list(dict.fromkeys(checked + job_warnings))
     normalized = spec.model_dump(mode="json")
     manifest = {
         "format": MANIFEST_FORMAT,
@@ -228,7 +266,7 @@ def compile_to_dir(prepared: Prepared, out_dir: Path, prices: PriceTable | None 
     }
     (staging / "manifest.json").write_bytes(_pretty_json(manifest))
     _move_into_place(staging, out_dir)
-    return CompileResult(out_dir, summary.requests, manifest, warnings)
+    return CompileResult(out_dir, summary.requests, manifest, warnings, prepared.warnings)
 
 
 def _pretty_json(obj: Any) -> bytes:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .expansion import combination_count
 from .loader import did_you_mean
-from .sources import check_columns
+from .sources import SourceError, check_columns
 from .spec import (
     KNOWN_RUNTIMES,
     ClassificationDatasetConfig,
@@ -51,13 +51,22 @@ def check_spec(spec: DatasetConfigBase, base_dir: Path) -> CheckResult:
     errors += _sources(spec, base_dir)
     prompts = 0
     if not errors:
-        prompts = _prompt_count(spec, base_dir)
+        try:
+            prompts = _prompt_count(spec, base_dir)
+        except SourceError as exc:  # a row past the first one is unreadable
+            return CheckResult([((*exc.field.split("."),), str(exc))], warnings, 0)
         if prompts > spec.expansion.max_samples:
             errors.append((("expansion", "max_samples"), f"the spec expands to {prompts:,} prompts (before models), "
                                                          f"more than max_samples ({spec.expansion.max_samples:,}); "
                                                          "raise expansion.max_samples or narrow the spec"))
         elif prompts == 0:
-            errors.append(((), "the spec yields no requests (no documents or rows passed the filters?)"))
+            where: tuple[str | int, ...] = ("source",) if getattr(spec, "source", None) else ()
+            hint = ""
+            if isinstance(spec, MCQDatasetConfig):
+                where = ("min_document_length",)
+                hint = (f": no document of the source has between {spec.min_document_length:,} and "
+                        f"{spec.max_document_length:,} characters")
+            errors.append((where, f"the spec yields no requests{hint}"))
     return CheckResult(errors, warnings, prompts)
 
 
@@ -120,6 +129,8 @@ def _prompts(spec: DatasetConfigBase) -> tuple[list[Finding], set[str]]:
             optional = f"; for an expansion value write {{{{{name}}}}}" if name in spec.expansion.placeholders else ""
             errors.append((where, f"unknown placeholder {{{name}}}{hint}{optional}; allowed: "
                                   + ", ".join(f"{{{a}}}" for a in sorted(rules.allowed))))
+        if isinstance(spec, MCQDatasetConfig) and "context" in template.mandatory and not spec.context_column:
+            errors.append((where, "{context} needs 'context_column' (the source column holding it)"))
         if rules.need_one_of and not template.mandatory & rules.need_one_of:
             errors.append((where, "the prompt uses no input column; add at least one of "
                                   + ", ".join(f"{{{c}}}" for c in sorted(rules.need_one_of))))

@@ -37,7 +37,3 @@ class SpecError(ValueError):
     @classmethod
     def single(cls, file: str | None, line: int | None, field: str, message: str) -> SpecError:
         return cls([SpecIssue(file, line, field, message)])
-
-
-class UnknownPlaceholderError(ValueError):
-    """Raised while checking a template; converted to a SpecError with location by the caller."""

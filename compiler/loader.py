@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -68,10 +69,22 @@ def _read_text(path: Path) -> str:
     return text
 
 
+class SpecLoader(yaml.SafeLoader):
+    """YAML with only true/false as booleans: `no: Norwegian` and `name: yes` stay strings (YAML 1.2)."""
+
+
+SpecLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
 def _line_map(file: str, text: str) -> tuple[Any, LineMap]:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=SpecLoader)
+        data = yaml.load(text, Loader=SpecLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -126,7 +139,7 @@ def validate_data(data: Any, lines: LineMap) -> DatasetConfigBase:
         raise SpecError([lines.issue((), f"a spec is a mapping of keys (datafast, name, type, ...), got {got}")])
     if "datafast" not in data:
         raise SpecError([lines.issue((), f"required key 'datafast' missing; add 'datafast: {SPEC_FORMAT_VERSION}'")])
-    if data["datafast"] != SPEC_FORMAT_VERSION:
+    if type(data["datafast"]) is not int or data["datafast"] != SPEC_FORMAT_VERSION:
         raise SpecError([lines.issue(("datafast",), f"unsupported spec format version {data['datafast']!r}; "
                                      f"this datafast reads version {SPEC_FORMAT_VERSION}")])
     kind = data.get("type")
@@ -157,10 +170,14 @@ def validation_issues(exc: ValidationError, data: Any, model: type[BaseModel], l
         # a missing key has no line of its own: point at its parent mapping
         issues.setdefault((path, msg), SpecIssue(lines.file, lines.line(path if complete else path[:-1]),
                                                  ".".join(str(p) for p in path), msg))
+    suggested = {(path[:-1] + (m.group(1),)) for (path, msg) in issues
+                 if (m := re.search(r"did you mean '([^']+)'", msg))}
+    for key in [k for k in issues if k[1] == "required key missing" and k[0] in suggested]:
+        del issues[key]  # the misspelt key's did-you-mean already says it
     for path, msgs in mismatched.items():
         if not any(p[:len(path)] == path for p, _ in issues):
             issues[(path, "")] = lines.issue(path, "wrong type: " + ", or ".join(dict.fromkeys(msgs)))
-    return list(issues.values())
+    return sorted(issues.values(), key=lambda i: (i.line or 0, i.field))
 
 
 def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[Path_, bool] | None:

@@ -51,9 +51,11 @@ class PriceTable:
                    frozenset(data["free_runtimes"]), data["models"], tuple(sources))
 
     def price(self, model: str) -> Mapping[str, float] | None:
+        if model in self.models:  # an explicit entry wins, even for a local runtime
+            return self.models[model]
         if model.partition(":")[0] in self.free_runtimes:
             return {"input": 0.0, "output": 0.0}
-        return self.models.get(model)
+        return None
 
     def cost(self, model: str, input_tokens: int, output_tokens: int) -> dict[str, float | None]:
         price = self.price(model)
@@ -71,12 +73,20 @@ def _read_override(path: Path) -> dict[str, Any]:
 
     try:
         data = yaml.safe_load(path.read_text("utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise SpecError.single(str(path), None, "", f"cannot read price table: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("models", {}), dict):
         raise SpecError.single(str(path), None, "models", "a price table is a mapping with 'models': "
                                "{'runtime:model': {input: USD per 1M tokens, output: ...}}")
+    discount = data.get("batch_discount", 0.5)
+    if isinstance(discount, bool) or not isinstance(discount, (int, float)) or not 0 <= discount <= 1:
+        raise SpecError.single(str(path), None, "batch_discount", "give a number between 0 and 1 (0.5 = half price)")
+    free = data.get("free_runtimes", [])
+    if not isinstance(free, list) or not all(isinstance(r, str) for r in free):
+        raise SpecError.single(str(path), None, "free_runtimes", "give a list of runtime names, e.g. [ollama, local]")
     for model, price in data.get("models", {}).items():
+        if ":" not in str(model):
+            raise SpecError.single(str(path), None, f"models.{model}", "name models as 'runtime:model', as in specs")
         if not (isinstance(price, dict) and {"input", "output"} <= set(price)
                 and all(isinstance(price[k], (int, float)) for k in ("input", "output"))):
             raise SpecError.single(str(path), None, f"models.{model}", "give numeric 'input' and 'output' prices")

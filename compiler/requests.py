@@ -13,18 +13,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
-import orjson
 
 from .expansion import combinations
-from .hashing import content_hash
+from .hashing import canonical_json, content_hash
 from .spec import PromptExpansionConfig
 from .stages.base import BasePrompt
 
-_SORT = orjson.OPT_SORT_KEYS
-
-
-def _dumps(obj: Any) -> bytes:
-    return orjson.dumps(obj, option=_SORT)
+_dumps = canonical_json
 
 
 def schema_key(stage: str, schema: Mapping[str, Any]) -> str:

@@ -83,7 +83,8 @@ def _hf_rows(source: SourceConfig) -> Iterator[dict[str, Any]]:
     except ImportError:
         raise SourceError("source.hf_dataset", "the 'datasets' package is needed: pip install datasets") from None
     try:
-        ds = datasets.load_dataset(source.hf_dataset, source.config, split=source.split, streaming=True)
+        ds = datasets.load_dataset(source.hf_dataset, source.config, split=source.split, revision=source.revision,
+                                   streaming=True)
     except Exception as exc:  # network, auth, unknown dataset: all reported the same way
         raise SourceError("source.hf_dataset", f"cannot load Hugging Face dataset {source.hf_dataset!r}: {exc}") from None
     yield from ds
@@ -96,6 +97,19 @@ def as_text(value: Any) -> str:
     if value is None:
         return ""
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def json_safe(value: Any) -> Any:
+    """A cell as a JSON value: JSON types unchanged (recursively), anything else (bytes, dates, Decimal) as text."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
 
 
 def check_columns(source: SourceConfig, base_dir: Path, columns: dict[str, str]) -> list[tuple[str, str]]:

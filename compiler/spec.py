@@ -26,10 +26,10 @@ class _Model(BaseModel):
 class GenerationConfig(_Model):
     """Generation parameters; only what the user sets is sent, except `max_tokens`, which always is."""
 
-    max_tokens: int = Field(2048, ge=1, description="Maximum output tokens per request (always sent).")
+    max_tokens: int = Field(2048, ge=1, le=1_000_000, description="Maximum output tokens per request (always sent).")
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
 
     def params(self) -> dict[str, Any]:
         """The request `params`: `max_tokens` plus the sampling parameters the spec set."""
@@ -46,7 +46,7 @@ class PromptExpansionConfig(_Model):
 
     model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
-    placeholders: dict[str, list[str]] = Field(default_factory=dict)
+    placeholders: dict[str, Annotated[list[str], Field(min_length=1)]] = Field(default_factory=dict)
     combinatorial: bool = True
     num_random_samples: int = Field(1, ge=1)
     max_samples: int = Field(10000, ge=1)
@@ -55,11 +55,9 @@ class PromptExpansionConfig(_Model):
     @field_validator("placeholders")
     @classmethod
     def _placeholders(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        for name, values in value.items():
+        for name in value:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
                 raise ValueError(f"placeholder name {name!r} must be an identifier ([A-Za-z_][A-Za-z0-9_]*)")
-            if not values:
-                raise ValueError(f"placeholder {name!r} has an empty list of values; give at least one")
         return value
 
 
@@ -70,6 +68,7 @@ class SourceConfig(_Model):
     hf_dataset: str | None = None
     split: str = "train"
     config: str | None = None
+    revision: str | None = Field(None, description="Dataset revision (commit) to pin, for reproducible compiles.")
 
     @model_validator(mode="after")
     def _one_source(self) -> SourceConfig:
@@ -230,24 +229,38 @@ class PreferenceDatasetConfig(_MultiStage):
         return self
 
 
+# filled by datafast in prompts, or provenance fields of every row
+RESERVED_COLUMNS = frozenset({"num_samples", "language_name", "language_code", "row_id", "request_id", "stage",
+                              "model", "language", "template", "input_key", "placeholders"})
+
+
+def _not_reserved(col: str) -> str:
+    if col in RESERVED_COLUMNS:
+        raise ValueError(f"column name {col!r} is reserved for datafast ({', '.join(sorted(RESERVED_COLUMNS))})")
+    return col
+
+
+def _identifier(col: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", col):
+        raise ValueError(f"column {col!r} must be an identifier ([A-Za-z_][A-Za-z0-9_]*): input columns are "
+                         "prompt placeholders and output columns answer fields")
+    return _not_reserved(col)
+
+
+ColumnName = Annotated[str, Field(min_length=1), AfterValidator(_not_reserved)]
+ColumnIdentifier = Annotated[str, Field(min_length=1), AfterValidator(_identifier)]
+
+
 class GenericPipelineDatasetConfig(_SingleStage):
     """A prompt over each row of an input dataset; each output column is a string field of the answer."""
 
     type: Literal["generic"] = "generic"
     source: SourceConfig
-    input_columns: list[NonEmptyStr] = Field(min_length=1)
-    forward_columns: list[NonEmptyStr] = Field(default_factory=list)
-    output_columns: list[NonEmptyStr] = Field(min_length=1)
+    input_columns: list[ColumnIdentifier] = Field(min_length=1)
+    forward_columns: list[ColumnName] = Field(default_factory=list)
+    output_columns: list[ColumnIdentifier] = Field(min_length=1)
     num_samples_per_prompt: int = Field(1, ge=1)
     sample_count: int | None = Field(None, ge=1, description="Use at most this many source rows.")
-
-    @field_validator("output_columns")
-    @classmethod
-    def _identifiers(cls, value: list[str]) -> list[str]:
-        for col in value:
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", col):
-                raise ValueError(f"output column {col!r} must be an identifier ([A-Za-z_][A-Za-z0-9_]*)")
-        return value
 
 
 DatasetConfig = (

@@ -13,6 +13,15 @@ Example:
 
 from __future__ import annotations
 
+import os as _os
+
+_here = _os.path.dirname(__file__)
+if not _os.path.isdir(_os.path.join(_here, "compiler")) and _os.path.isfile(
+        _os.path.join(_here, "..", "compiler", "__init__.py")):
+    # imported from a source checkout (e.g. python run in the repository root next to an installed copy):
+    # compiler/ and runtimes/ sit beside datafast/ there, as the installed package maps them
+    __path__.append(_os.path.dirname(_here))
+
 from datafast.compiler import __version__
 from datafast.compiler.errors import SpecError
 from datafast.compiler.spec import (
@@ -27,7 +36,7 @@ from datafast.compiler.spec import (
     UltrachatDatasetConfig,
 )
 
-from .api import compile, plan
+from .api import cancel, collect, compile, plan, run, status, submit
 from .logs import configure_logger
 
 __all__ = [
@@ -42,7 +51,12 @@ __all__ = [
     "SourceConfig",
     "SpecError",
     "UltrachatDatasetConfig",
+    "cancel",
+    "collect",
     "compile",
     "configure_logger",
     "plan",
+    "run",
+    "status",
+    "submit",
 ]

@@ -59,9 +59,13 @@ def compile(
         result = compile_to_dir(prepared, target, PriceTable.load(prices), strict=strict, limits=limits)
     except (UnsupportedFeature, RenderError, JobFileError) as exc:
         # what the vendor files cannot carry is a problem of the spec (or of --strict): nothing was written
+        field = ""
+        if isinstance(exc, UnsupportedFeature):
+            field = f"generation.{exc.keyword}" if exc.schema_key is None else "models"
         hint = " (a warning without --strict)" if strict and isinstance(exc, UnsupportedFeature) else ""
-        raise SpecError.single(prepared.lines.file, None, "", f"{exc}{hint}") from None
-    for warning in result.warnings:
+        path = tuple(field.split(".")) if field else ()
+        raise SpecError([prepared.lines.issue(path, f"{exc}{hint}")]) from None
+    for warning in [*map(str, result.spec_warnings), *result.warnings[len(result.spec_warnings):]]:
         log.warning("warning: %s", warning)
     log.info("compiled %s requests into %s", f"{result.requests:,}", target)
     return result
@@ -70,3 +74,49 @@ def compile(
 def plan(spec_or_path: DatasetConfigBase | str | Path, *, prices: str | Path | None = None) -> dict[str, Any]:
     """Requests per stage/model/language/class with token and cost estimates; writes nothing."""
     return _plan(prepare(spec_or_path), PriceTable.load(prices))
+
+
+def submit(out_dir: str | Path, *, wait: bool = False, poll_interval: float = 30.0, retry_failed: bool = False,
+           max_tokens: int | None = None, concurrency: int | None = None) -> Any:
+    """Send the requests of a compiled output dir that have no result yet; see `datafast submit --help`.
+
+    Returns a report with the requests done, pending, failed for good and the live jobs.
+    """
+    from .runner import submit as _submit
+
+    return _submit(out_dir, wait=wait, poll_interval=poll_interval, retry_failed=retry_failed,
+                   max_tokens=max_tokens, concurrency=concurrency)
+
+
+def status(out_dir: str | Path) -> dict[str, Any]:
+    """Jobs and request counts of an output dir (live jobs are polled once)."""
+    from .runner import status as _status
+
+    return _status(out_dir)
+
+
+def cancel(out_dir: str | Path) -> list[str]:
+    """Cancel the live batch jobs of an output dir; returns their names."""
+    from .runner import cancel as _cancel
+
+    return _cancel(out_dir)
+
+
+def collect(out_dir: str | Path) -> Any:
+    """The dataset of an output dir as a `datasets.Dataset`; also writes dataset.jsonl and rejects.jsonl.
+
+    Example:
+        >>> ds = datafast.collect("build/sentiment")  # doctest: +SKIP
+        >>> ds[0]["text"], ds[0]["label"]              # doctest: +SKIP
+    """
+    from .dataset import load_dataset
+
+    return load_dataset(out_dir)
+
+
+def run(spec_or_path: DatasetConfigBase | str | Path, out_dir: str | Path | None = None, *,
+        poll_interval: float = 30.0, concurrency: int | None = None) -> Any:
+    """compile, submit, wait and collect in one call; resumable. Returns the `datasets.Dataset`."""
+    result = compile(spec_or_path, out_dir)
+    submit(result.out_dir, wait=True, poll_interval=poll_interval, concurrency=concurrency)
+    return collect(result.out_dir)

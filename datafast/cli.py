@@ -81,7 +81,8 @@ def render_plan(summary: dict[str, Any]) -> str:
     counts, est = summary["counts"], summary["estimate"]
     cur = est["currency"]
     lines = [f"{summary['name']} ({summary['type']}), stage {summary['stage']}: {counts['requests']:,} requests", ""]
-    for title, key in (("model", "by_model"), ("language", "by_language"), ("class/topic", "by_label")):
+    for title, key in (("stage", "by_stage"), ("model", "by_model"), ("language", "by_language"),
+                       ("class/topic", "by_label")):
         if key in counts:
             lines.append(f"requests by {title}:")
             lines += [f"  {name or '-':<40} {n:>10,}" for name, n in counts[key].items()]
@@ -94,6 +95,11 @@ def render_plan(summary: dict[str, Any]) -> str:
                  f"{_money(est['cost_online'], cur):>16} {_money(est['cost_batch'], cur):>16}")
     if est["cost_excludes"]:
         lines.append(f"  no price known for {', '.join(est['cost_excludes'])}: totals exclude them (add --prices)")
+    if summary["later_stages"]:
+        lines += ["", "NOT INCLUDED: later stages, built from the answers of the first (their count depends on them):"]
+        lines += [f"  {s['stage']:<16} {', '.join(s['models'])}" for s in summary["later_stages"]]
+    if summary["warnings"]:
+        lines += ["", *(f"warning: {w}" for w in summary["warnings"])]
     return "\n".join(lines)
 
 
@@ -105,7 +111,7 @@ def _runtime_errors(fn: Any) -> Any:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from datafast.runtimes import RuntimeConfigError, RuntimeFailure
 
-        from .submit import BadInput
+        from .runner import BadInput
 
         try:
             return fn(*args, **kwargs)
@@ -138,7 +144,7 @@ def _progress(message: str) -> None:
 def submit_cmd(out_dir: str, wait: bool, poll_interval: float, retry_failed: bool, max_tokens: int | None,
                concurrency: int | None) -> None:
     """Send the compiled requests of OUT_DIR that have no result yet; resumable at any point."""
-    from .submit import submit
+    from .runner import submit
 
     if max_tokens is not None and not retry_failed:
         raise click.UsageError("--max-tokens applies to --retry-failed")
@@ -154,7 +160,7 @@ def submit_cmd(out_dir: str, wait: bool, poll_interval: float, retry_failed: boo
 @_runtime_errors
 def status_cmd(out_dir: str, as_json: bool) -> None:
     """Show the jobs and request counts of OUT_DIR (polls live jobs once)."""
-    from .submit import status
+    from .runner import status
 
     info = status(out_dir)
     if as_json:
@@ -172,7 +178,7 @@ def status_cmd(out_dir: str, as_json: bool) -> None:
 @_runtime_errors
 def cancel_cmd(out_dir: str, yes: bool) -> None:
     """Cancel the live batch jobs of OUT_DIR (finished results are kept)."""
-    from .submit import cancel
+    from .runner import cancel
 
     if not yes and not click.confirm(f"Cancel every live job of {out_dir}?", err=True):
         sys.exit(1)
@@ -188,7 +194,7 @@ def cancel_cmd(out_dir: str, yes: bool) -> None:
 @_runtime_errors
 def collect_cmd(out_dir: str, output: str | None, as_json: bool, prices: str | None) -> None:
     """Validate the results of OUT_DIR into a dataset file and rejects.jsonl."""
-    from .collect import collect_to
+    from .dataset import collect_to
 
     report = collect_to(out_dir, output, prices)
     if as_json:
@@ -221,8 +227,8 @@ def render_collect(r: dict[str, Any]) -> str:
 def run_cmd(spec: str, out_dir: str | None, poll_interval: float, concurrency: int | None, prices: str | None) -> None:
     """Compile SPEC, submit, wait and collect, in one resumable command."""
     from . import api
-    from .collect import collect_to
-    from .submit import submit
+    from .dataset import collect_to
+    from .runner import submit
 
     result = api.compile(spec, out_dir, prices=prices)
     _progress(f"compiled {result.requests:,} requests into {result.out_dir}")

@@ -2,7 +2,7 @@
 
 A batch runtime (OpenAI, Anthropic, Gemini) submits a job file, polls it, fetches its output and error
 files and cancels it, through the vendor's SDK. An online runtime (Ollama, local) runs requests itself with
-bounded concurrency. Vendor differences live in the adapters; the orchestration in `datafast.submit` only
+bounded concurrency. Vendor differences live in the adapters; the orchestration in `datafast.runner` only
 sees this module's types.
 """
 

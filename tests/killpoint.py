@@ -66,7 +66,7 @@ def main() -> None:
         store.atomic_write = atomic_write
     elif point != "none":
         raise SystemExit(f"unknown point {point}")
-    from datafast.submit import submit
+    from datafast.runner import submit
 
     submit(out_dir, wait=True, poll_interval=0.05)
 

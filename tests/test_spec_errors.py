@@ -36,8 +36,8 @@ CASES = [
     ("optional-without-values",
      GOOD + "prompts:\n  - '{num_samples} {language_name} {label_name} {label_description} {{tone}}'\n", 11,
      "prompts.0", "{{tone}} has no values"),
-    ("empty-value-list", GOOD + "expansion:\n  placeholders:\n    tone: []\n", 11, "expansion.placeholders",
-     "empty list of values"),
+    ("empty-value-list", GOOD + "expansion:\n  placeholders:\n    tone: []\n", 12, "expansion.placeholders.tone",
+     "at least 1 item"),
     ("random-samples-below-one", GOOD + "expansion:\n  num_random_samples: 0\n", 11, "expansion.num_random_samples",
      "greater than or equal to 1"),
     ("beyond-max-samples",
@@ -54,6 +54,50 @@ CASES = [
     ("unsafe-name-separator", GOOD.replace("name: tiny", "name: a/b"), 2, "name", "unsafe name"),
     ("unknown-type", GOOD.replace("type: classification", "type: clasification"), 3, "type",
      "did you mean 'classification'"),
+    ("version-as-boolean", GOOD.replace("datafast: 1", "datafast: true"), 1, "datafast", "unsupported spec format"),
+    ("huge-seed", GOOD + "generation: {seed: 1180591620717411303424}\n", 10, "generation.seed", "less than or equal"),
+    ("reserved-column", """\
+datafast: 1
+name: t
+type: generic
+source: {file: rows.jsonl}
+input_columns: [review]
+forward_columns: [language]
+output_columns: [summary]
+models: [openai:gpt-4.1-mini]
+""", 6, "forward_columns.0", "reserved for datafast"),
+    ("input-column-not-identifier", """\
+datafast: 1
+name: t
+type: generic
+source: {file: rows.jsonl}
+input_columns: [review text]
+output_columns: [summary]
+models: [openai:gpt-4.1-mini]
+""", 5, "input_columns.0", "must be an identifier"),
+    ("bad-later-source-row", """\
+datafast: 1
+name: t
+type: mcq
+source: {file: broken.jsonl}
+models: [openai:gpt-4.1-mini]
+""", 4, "source.file", "broken.jsonl:2: invalid JSON"),
+    ("context-without-column", """\
+datafast: 1
+name: t
+type: mcq
+source: {file: docs.jsonl}
+prompts: ["{num_samples} {language_name} {document} {context}"]
+models: [openai:gpt-4.1-mini]
+""", 5, "prompts.0", "{context} needs 'context_column'"),
+    ("no-document-passes-filters", """\
+datafast: 1
+name: t
+type: mcq
+source: {file: docs.jsonl}
+min_document_length: 5000
+models: [openai:gpt-4.1-mini]
+""", 5, "min_document_length", "no document of the source has between 5,000 and 10,000 characters"),
     ("duplicate-class", GOOD.replace("name: neg", "name: pos"), 7, "classes.1.name", "duplicate 'pos'"),
     ("duplicate-key", GOOD + "name: other\n", 10, "name", "duplicate key"),
     ("yaml-syntax", GOOD + "languages: {en: English\n", 11, "", "YAML syntax error"),
@@ -107,6 +151,7 @@ def test_invalid_spec_is_located_and_exits_2(case, write_spec, cli, tmp_path):
     _, text, line, field, fragment = case
     (tmp_path / "docs.jsonl").write_text('{"text": "' + "x" * 200 + '"}\n')
     (tmp_path / "rows.jsonl").write_text('{"review": "fine"}\n')
+    (tmp_path / "broken.jsonl").write_text('{"text": "' + "x" * 200 + '"}\n{"text": oops}\n')
     spec = write_spec(text)
     out = tmp_path / "out"
     result = cli("compile", spec, "-o", out)
@@ -172,3 +217,18 @@ def test_real_process_prints_no_traceback(write_spec):
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: {spec}:1: datafast: unsupported spec format version 7; this datafast reads version 1"
     assert proc.stdout == ""
+
+
+def test_yaml_one_one_booleans_stay_strings(write_spec, cli, tmp_path):
+    spec = write_spec(GOOD.replace("name: pos", "name: yes") + "languages: {en: English, no: Norwegian}\n")
+    result = cli("compile", spec, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.stderr
+    manifest = (tmp_path / "out" / "manifest.json").read_text()
+    assert '"no": "Norwegian"' in manifest and '"name": "yes"' in manifest
+
+
+def test_a_misspelt_key_is_reported_once(write_spec, cli):
+    spec = write_spec(GOOD.replace("    description: Happy.", "    descripton: Happy."))
+    result = cli("plan", spec)
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "did you mean 'description'" in result.stderr

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 import datafast
-from datafast.collect import collect_to
-from datafast.submit import status, submit
+from datafast.dataset import collect_to
+from datafast.runner import status, submit
 
 from .conftest import REPO
 
@@ -133,7 +133,7 @@ def test_split_jobs_and_cancel(tmp_path, openai_emulator):
     report = submit(out, env=env)  # no --wait: returns after creating the jobs
     assert report.live_jobs == 2 and report.pending == 6
     assert [j["status"] for j in status(out, env)["jobs"]] == ["submitted", "submitted"]
-    assert len(datafast.submit.cancel(out, env)) == 2
+    assert len(datafast.runner.cancel(out, env)) == 2
     openai_emulator.advance(7200)  # cancelling -> cancelled
     openai_emulator.batch_delay = 0.01
     info = status(out, env)  # fetches the cancelled batches (no output: all marked cancelled)

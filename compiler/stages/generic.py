@@ -7,7 +7,7 @@ from itertools import islice
 from typing import Any
 
 from ..hashing import content_hash
-from ..sources import as_text, iter_rows
+from ..sources import as_text, iter_rows, json_safe
 from ..spec import GenericPipelineDatasetConfig
 from ..templates import parse_template
 from .base import (
@@ -52,7 +52,7 @@ def _build(spec: GenericPipelineDatasetConfig, ctx: BuildContext, inputs: Mappin
     for row in islice(iter_rows(spec.source, ctx.base_dir), spec.sample_count):
         values = {col: as_text(row.get(col)) for col in spec.input_columns}
         row_key = content_hash(values, 16)
-        forward = {col: row.get(col) for col in spec.forward_columns}
+        forward = {col: json_safe(row.get(col)) for col in spec.forward_columns}
         for code, language in spec.languages.items():
             for t, template in enumerate(templates):
                 filled = template.fill({

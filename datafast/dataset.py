@@ -12,7 +12,7 @@ from datafast.compiler.collect import RowBuilder
 from datafast.compiler.pricing import PriceTable
 
 from .logs import get_logger
-from .submit import BadInput, Workdir
+from .runner import BadInput, Workdir
 
 log = get_logger("collect")
 
