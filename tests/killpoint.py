@@ -36,6 +36,11 @@ def after(cls: Any, name: str, *, calls: int = 1) -> None:
 
 def main() -> None:
     point, out_dir = sys.argv[1], sys.argv[2]
+    if point.startswith("after-create:"):  # another vendor's adapter: batch created, id not recorded
+        from datafast.runtimes import runtime_class
+
+        after(runtime_class(point.partition(":")[2]), "create")
+        point = "none"
     if point == "after-upload":  # file uploaded, batch not created
         import openai.resources.files as files
 
