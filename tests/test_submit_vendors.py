@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 
@@ -105,3 +106,23 @@ def test_run_command_end_to_end(tmp_path, vendors, cli, monkeypatch):
         cli("collect", tmp_path / "out", "--json").stdout)["rows"]
     dataset = datafast.collect(tmp_path / "out")
     assert len(dataset) > 0 and {"text", "label", "language", "model", "request_id"} <= set(dataset.column_names)
+
+
+def test_ollama_online_run_resumes_without_resending(tmp_path, ollama_emulator):
+    spec = {**SPEC, "models": ["ollama:gemma3:4b"]}
+    out, ids = compile_spec(tmp_path, spec)
+    env = {"OLLAMA_HOST": ollama_emulator.base_url}
+    ollama_emulator.faults.http("POST /api/chat", status=503, times=2, retry_after=0.01)
+    report = submit(out, env=env, concurrency=2)  # online: no --wait needed
+    assert (report.done, report.pending) == (4, 0)
+    # a torn last line (kill mid-append) is ignored: that request is simply sent again
+    results = next((out / "results").glob("ollama-*.jsonl"))
+    lines = results.read_text().splitlines()
+    results.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:20])
+    torn = json.loads(lines[-1])["id"]
+    report = submit(out, env=env)
+    assert report.done == 4
+    by_prompt = {r["messages"][-1]["content"]: r["id"] for r in map(json.loads, (out / "manifest.jsonl").open())}
+    sent = Counter(by_prompt[body["messages"][-1]["content"]] for body in ollama_emulator.received)
+    assert sorted(sent.values()) == [1, 1, 1, 2] and sent[torn] == 2  # only the torn one went again
+    assert collect_to(out).producing == 4

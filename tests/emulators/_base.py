@@ -191,6 +191,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(ThreadingHTTPServer):
+    # real vendor servers accept a deep backlog; the stdlib default of 5 refuses bursts of connections
+    request_queue_size = 1024
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
