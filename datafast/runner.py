@@ -17,9 +17,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from datafast.runtimes import BatchRuntime, OnlineRuntime, RuntimeFailure, runtime_class
 from datafast.runtimes.base import Job, Poll, result
-from datafast.runtimes.store import ResultStore, State, atomic_write
+from datafast.runtimes.store import ResultIndex, ResultStore, State, atomic_write
 
 from .logs import get_logger
 
@@ -54,9 +56,9 @@ class Workdir:
         return cls(path, manifest, State(path), ResultStore(path))
 
     def requests(self) -> Iterator[dict[str, Any]]:
-        with open(self.path / "manifest.jsonl", encoding="utf-8") as fh:
+        with open(self.path / "manifest.jsonl", "rb") as fh:
             for line in fh:
-                yield json.loads(line)
+                yield orjson.loads(line)
 
 
 def line_id(line: dict[str, Any]) -> str:
@@ -77,25 +79,30 @@ class Plan:
 def plan_round(wd: Workdir, retry_failed: bool, max_attempts: int) -> Plan:
     """Which requests still need sending: never one with an ok result or in a live job; a failed one if its
     error is retryable and it failed fewer than `max_attempts` times, or whatever its error with `retry_failed`."""
-    attempts: Counter[str] = Counter()
-    final: dict[str, dict[str, Any]] = {}
-    for r in wd.store:
-        if r["status"] == "error":
-            attempts[r["id"]] += 1
-        if final.get(r["id"], {}).get("status") != "ok":
-            final[r["id"]] = r
     in_flight = {line_id(json.loads(line)) for job in wd.state.live() for line in _lines(wd.path / job.file)}
     plan = Plan()
-    for request in wd.requests():
+    with wd.store.index() as index:
+        chunk: list[dict[str, Any]] = []
+        for request in wd.requests():
+            chunk.append(request)
+            if len(chunk) == 4096:
+                _plan_chunk(plan, chunk, index, in_flight, retry_failed, max_attempts)
+                chunk = []
+        _plan_chunk(plan, chunk, index, in_flight, retry_failed, max_attempts)
+    return plan
+
+
+def _plan_chunk(plan: Plan, chunk: list[dict[str, Any]], index: ResultIndex, in_flight: set[str],
+                retry_failed: bool, max_attempts: int) -> None:
+    for request, pos in zip(chunk, index.positions([r["id"] for r in chunk]).tolist(), strict=True):
         rid, runtime = request["id"], request["model"].partition(":")[0]
-        r = final.get(rid)
-        if r is not None and r["status"] == "ok":
+        if pos >= 0 and index.ok[pos]:
             plan.done += 1
             continue
         if rid in in_flight:
             continue
-        if r is not None:
-            retry = r["error"]["retryable"] and attempts[rid] < max_attempts
+        if pos >= 0:
+            retry = bool(index.retryable[pos]) and int(index.errors[pos]) < max_attempts
             if not (retry or retry_failed):
                 plan.given_up += 1
                 continue
@@ -103,7 +110,6 @@ def plan_round(wd: Workdir, retry_failed: bool, max_attempts: int) -> Plan:
             plan.online[runtime].append(request)
         else:
             plan.batch[runtime].add(rid)
-    return plan
 
 
 def _lines(path: Path) -> Iterator[str]:
@@ -310,11 +316,12 @@ def status(out_dir: str | Path, env: dict[str, str] | None = None, refresh: bool
         sub = Submitter(wd, env)
         _poll_live(sub, wait=False, poll_interval=0)
     plan = plan_round(wd, False, MAX_ATTEMPTS)
-    counts = Counter(r["status"] for r in wd.store.final().values())
+    with wd.store.index() as index:
+        ok, failed = int(index.ok.sum()), int((~index.ok).sum())
     return {
         "requests": wd.manifest["counts"]["requests"],
-        "ok": counts["ok"],
-        "failed": counts["error"],
+        "ok": ok,
+        "failed": failed,
         "given_up": plan.given_up,
         "to_send": sum(len(v) for v in plan.batch.values()) + sum(len(v) for v in plan.online.values()),
         "jobs": [{"name": j.name, "runtime": j.runtime, "model": j.model, "stage": j.stage, "status": j.status,

@@ -1,11 +1,15 @@
-"""Gemini Batch API through the `google-genai` SDK: upload, create (display name = job name), poll, fetch, cancel.
+"""Gemini Batch API through the `google-genai` SDK: create (display name = job name), poll, fetch, cancel.
 
-Always file mode (the job file is uploaded, the batch reads `files/...`), never inline requests: one code path
-for every job size, and no 20 MB limit on the create call's payload. Results come back as a generated JSONL
-file of `{key, response | error}` lines, in no particular order.
+Input by size: a job file of at most `INLINE_MAX_BYTES` goes inline in the create call (no upload, one round
+trip); a larger one is uploaded and the batch reads `files/...`. An inline request carries its key as
+`metadata: {"key": ...}`, which the API echoes on its inlined response; a file line carries `key` itself.
+Results come back in no particular order and are joined on the key. Both modes save their results as the same
+`{key, response | error}` JSONL lines in `raw_dir/output.jsonl`, normalized by one function.
 
-The SDK drops `batchStats` and the operation's `error` on the Developer API, so `poll` cannot report progress
-counts nor say why a batch failed: outcomes are counted from the result lines once fetched.
+Batches are read as raw REST JSON (`_rest`), not as the SDK's typed `BatchJob`. That model drops `batchStats`,
+the operation's `error` and the `status` of per-request errors, and fails validation on a google.rpc.Status
+whose `details` are objects (the SDK types them as strings), so one such inline error would make the whole
+batch unreadable.
 """
 
 from __future__ import annotations
@@ -13,13 +17,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 from .base import BatchRuntime, Job, Poll, RuntimeFailure, http_error_kind, model_name, result
 
-ENDED = {"JOB_STATE_SUCCEEDED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED", "JOB_STATE_PARTIALLY_SUCCEEDED"}
-FAILED = {"JOB_STATE_FAILED"}  # every other state (pending, running, cancelling, ...) is still running
-LIST_LIMIT = 1000  # batches scanned by `find`; a batch created moments ago is near the top
+ENDED = {"BATCH_STATE_SUCCEEDED", "BATCH_STATE_CANCELLED", "BATCH_STATE_EXPIRED"}
+FAILED = {"BATCH_STATE_FAILED"}  # every other state (pending, running, ...) is still running
+LIST_PAGES = 10  # pages of 100 batches scanned by `find`; a batch created moments ago is near the top
 FILTERED = {"SAFETY", "RECITATION", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY"}
 # per-request errors are google.rpc.Status: a gRPC code, sometimes an HTTP code with a status name
 GRPC_STATUS = {1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND",
@@ -35,6 +40,9 @@ STATUS_KINDS = {"RESOURCE_EXHAUSTED": "rate_limit", "UNAVAILABLE": "server_error
 class GeminiRuntime(BatchRuntime):
     name = "gemini"
     key_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    # The API caps a batchGenerateContent request, inline requests included, at 20 MB; half of it leaves room
+    # for the JSON wrapping of each request, and a bigger job file is uploaded instead (file mode, up to 2 GB).
+    INLINE_MAX_BYTES: ClassVar[int] = 10 * 1024 * 1024
 
     def __init__(self, env: dict[str, str] | None = None):
         super().__init__(env)
@@ -57,6 +65,7 @@ class GeminiRuntime(BatchRuntime):
             http_options["base_url"] = self.env["GOOGLE_GEMINI_BASE_URL"]
         # vertexai=False: a GOOGLE_GENAI_USE_VERTEXAI in the environment must not switch APIs under us
         self.client = genai.Client(api_key=self.key(), vertexai=False, http_options=http_options)
+        self._inline: dict[str, list[dict[str, Any]]] = {}  # inlined responses of batches seen ended, by id
 
     def _call(self, what: str, job: Job, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
@@ -64,52 +73,86 @@ class GeminiRuntime(BatchRuntime):
         except self._errors as exc:
             raise RuntimeFailure(self.name, f"{what} failed: {exc}", job.name) from None
 
+    def _rest(self, path: str) -> dict[str, Any]:
+        """GET `path` (under /v1beta/) as raw JSON, through the SDK's client: its auth, base URL and retries."""
+        body = self.client._api_client.request("get", path, {}).body
+        return dict(json.loads(body or "{}"))
+
     def create(self, job: Job, path: Path) -> str:
+        mode = job.vendor.get("input_mode") or ("inline" if path.stat().st_size <= self.INLINE_MAX_BYTES else "file")
+        if mode == "inline":
+            job.vendor["input_mode"] = "inline"
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    src = [_inlined(json.loads(x)) for x in fh if x.strip()]
+                batch = self._call("batch create", job, self.client.batches.create, model=model_name(job.model),
+                                   src=src, config={"display_name": job.name})
+                return str(batch.name)
+            # The SDK checks and converts inline requests before sending anything: one it refuses (no contents,
+            # a field it does not know), or a line that is not JSON, goes in a file instead, where the API judges
+            # each line on its own rather than refusing the whole batch.
+            except ValueError:
+                job.vendor["input_mode"] = "file"
         if "input_file" not in job.vendor:  # a retried create reuses the upload
             uploaded = self._call("upload", job, self.client.files.upload, file=str(path),
                                   config={"mime_type": "jsonl", "display_name": job.name})
             job.vendor["input_file"] = uploaded.name
+        job.vendor["input_mode"] = "file"
         batch = self._call("batch create", job, self.client.batches.create, model=model_name(job.model),
                            src=job.vendor["input_file"], config={"display_name": job.name})
         return str(batch.name)
 
     def find(self, job: Job) -> str | None:
         def scan() -> str | None:
-            for i, batch in enumerate(self.client.batches.list(config={"page_size": 100})):
-                if batch.display_name == job.name:
-                    return str(batch.name)
-                if i >= LIST_LIMIT:
+            query = {"pageSize": "100"}
+            for _ in range(LIST_PAGES):
+                page = self._rest(f"batches?{urlencode(query)}")
+                for op in page.get("operations") or []:
+                    if (op.get("metadata") or {}).get("displayName") == job.name:
+                        return str(op["name"])
+                if not page.get("nextPageToken"):
                     break
+                query["pageToken"] = page["nextPageToken"]
             return None
 
         found: str | None = self._call("batch list", job, scan)
         return found
 
     def poll(self, job: Job) -> Poll:
-        batch = self._call("batch get", job, self.client.batches.get, name=job.vendor_id)
-        state = batch.state.value if batch.state is not None else "JOB_STATE_UNSPECIFIED"
-        output = batch.dest.file_name if batch.dest is not None else None
-        job.vendor.update(state=state, output_file=output)
-        status = state.removeprefix("JOB_STATE_").lower()  # "cancelled", "expired", ...
+        op: dict[str, Any] = self._call("batch get", job, self._rest, str(job.vendor_id))
+        meta = op.get("metadata") or {}
+        state = str(meta.get("state") or "BATCH_STATE_UNSPECIFIED")
+        output = meta.get("output") or {}
+        job.vendor.update(state=state, output_file=output.get("responsesFile"))
+        stats = meta.get("batchStats") or {}
+        done, failed = int(stats.get("successfulRequestCount") or 0), int(stats.get("failedRequestCount") or 0)
+        total = int(stats.get("requestCount") or job.requests)
+        status = state.removeprefix("BATCH_STATE_").lower()  # "cancelled", "expired", ...
         if state in ENDED:
-            return Poll("ended", 0, 0, job.requests, status)
+            if "inlinedResponses" in output:  # kept for `fetch`, which usually follows: no second download
+                self._inline[str(job.vendor_id)] = (output["inlinedResponses"] or {}).get("inlinedResponses") or []
+            return Poll("ended", done, failed, total, status)
         if state in FAILED:
-            reason = batch.error.message if batch.error is not None and batch.error.message else None
-            return Poll("failed", 0, 0, job.requests, status,
-                        (reason or "batch failed; the Gemini SDK does not say why (see the batch in AI Studio)",))
-        return Poll("running", 0, 0, job.requests, status)
+            reason = (op.get("error") or {}).get("message")
+            return Poll("failed", done, failed, total, status, (reason or "batch failed; the API does not say why",))
+        return Poll("running", done, failed, total, status)
 
     def fetch(self, job: Job, raw_dir: Path) -> Iterator[dict[str, Any]]:
-        if "output_file" not in job.vendor:  # fetched without a poll in this state: ask once
-            self.poll(job)
+        # Where the output is, file or inline, is read from the batch itself rather than from
+        # job.vendor["input_mode"]: a kill right after create leaves a batch that `find` recovers with no mode.
+        if str(job.vendor_id) not in self._inline and not job.vendor.get("output_file"):
+            self.poll(job)  # not seen ended by this process and no output file known: ask once
+        inlined = self._inline.pop(str(job.vendor_id), None)
         name = job.vendor.get("output_file")
-        if not name:  # cancelled or expired before any output: the orchestrator marks the ids missing
-            return
+        if not inlined and not name:  # cancelled or expired before any output: the orchestrator marks the ids
+            return  # missing
         raw_dir.mkdir(parents=True, exist_ok=True)
         target, part = raw_dir / "output.jsonl", raw_dir / "output.jsonl.part"
-        # streamed to disk (an output file can be large); atomic, so a kill leaves no half file
-        self._call("output download", job, self.client.files.download, file=name, destination=str(part))
-        part.replace(target)
+        if inlined:  # the responses sat in the batch, each with its request's metadata
+            part.write_text("".join(json.dumps(_keyed(r)) + "\n" for r in inlined), encoding="utf-8")
+        else:  # streamed to disk (an output file can be large)
+            self._call("output download", job, self.client.files.download, file=name, destination=str(part))
+        part.replace(target)  # atomic, so a kill leaves no half file
         with open(target, encoding="utf-8") as fh:
             for line in fh:
                 if line.strip():
@@ -159,6 +202,25 @@ def _error_kind(error: dict[str, Any]) -> str:
     if status:
         return STATUS_KINDS.get(str(status), "invalid_request")
     return http_error_kind(code)
+
+
+def _inlined(line: dict[str, Any]) -> dict[str, Any]:
+    """A job-file line as the SDK's InlinedRequest (camelCase names are accepted as aliases).
+
+    The SDK takes a request's top-level fields other than `contents` (systemInstruction, safetySettings, tools,
+    ...) inside `config`, next to the generationConfig fields, and moves them back to the request when sending:
+    the wire request is the line's request (checked in the tests), with `metadata: {"key": ...}` beside it.
+    """
+    request = dict(line.get("request") or {})
+    contents = request.pop("contents", None)
+    config = {**(request.pop("generationConfig", None) or {}), **request}
+    return {"contents": contents, "config": config, "metadata": {"key": str(line.get("key"))}}
+
+
+def _keyed(inlined: dict[str, Any]) -> dict[str, Any]:
+    """An inlined response as an output-file line: `{key, response | error}`."""
+    key = (inlined.get("metadata") or {}).get("key")
+    return {"key": key, **{k: inlined[k] for k in ("response", "error") if k in inlined}}
 
 
 __all__ = ["GeminiRuntime"]

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from array import array
+from collections.abc import Iterable
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, TextIO
+
+import numpy as np
+import orjson
 
 from .base import Job
 
@@ -81,22 +85,97 @@ class ResultStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         return open(self.dir / f"{name}.jsonl", "a", encoding="utf-8")
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        if not self.dir.exists():
-            return
-        for path in sorted(self.dir.glob("*.jsonl")):
-            with open(path, encoding="utf-8") as fh:
+    def index(self) -> ResultIndex:
+        """Where each request id's final result lies, in compact arrays (about 30 bytes a request)."""
+        return ResultIndex.build(self)
+
+
+def id_key(request_id: str) -> int:
+    """64-bit lookup key of a request id (ids are hex content hashes; anything else is hashed)."""
+    try:
+        return int(request_id[:16], 16)
+    except ValueError:
+        import hashlib
+
+        return int.from_bytes(hashlib.sha256(request_id.encode()).digest()[:8], "big")
+
+
+class ResultIndex:
+    """Per request id (by its 64-bit key): the file and offset of its final result, its status, its attempts.
+
+    Final = the ok result if there is one, else the latest error. Built by one pass over `results/`
+    holding no result in memory, so collecting or planning a million requests stays small.
+    """
+
+    def __init__(self, files: list[Path], keys: np.ndarray, file_no: np.ndarray, offsets: np.ndarray,
+                 ok: np.ndarray, retryable: np.ndarray, errors: np.ndarray):
+        self.files, self.keys, self.file_no, self.offsets = files, keys, file_no, offsets
+        self.ok, self.retryable, self.errors = ok, retryable, errors
+        self._handles: dict[int, Any] = {}
+
+    @classmethod
+    def build(cls, store: ResultStore) -> ResultIndex:
+        files = sorted(store.dir.glob("*.jsonl")) if store.dir.exists() else []
+        keys, file_no, offsets, flags = array("Q"), array("H"), array("Q"), array("B")
+        for n, path in enumerate(files):
+            offset = 0
+            with open(path, "rb") as fh:
                 for line in fh:
                     try:
-                        yield json.loads(line)
-                    except json.JSONDecodeError:
-                        continue  # a line torn by a kill mid-append: that request is simply pending
+                        r = orjson.loads(line)
+                    except orjson.JSONDecodeError:
+                        offset += len(line)
+                        continue  # torn by a kill mid-append: that request is pending
+                    keys.append(id_key(r["id"]))
+                    file_no.append(n)
+                    offsets.append(offset)
+                    ok = r["status"] == "ok"
+                    flags.append(1 if ok else (2 if (r.get("error") or {}).get("retryable") else 0))
+                    offset += len(line)
+        k = np.frombuffer(keys, dtype=np.uint64) if len(keys) else np.empty(0, dtype=np.uint64)
+        f = np.frombuffer(flags, dtype=np.uint8) if len(flags) else np.empty(0, dtype=np.uint8)
+        seq = np.arange(len(k))
+        is_ok = f == 1
+        order = np.lexsort((seq, is_ok, k))  # per key: errors first, then ok; each in file order
+        k_sorted = k[order]
+        last = np.ones(len(order), dtype=bool)
+        last[:-1] = k_sorted[:-1] != k_sorted[1:]
+        chosen = order[last]
+        unique_keys = k[chosen]
+        errors: np.ndarray = np.zeros(len(unique_keys), dtype=np.uint32)
+        if len(k):
+            err_keys = np.sort(k[~is_ok])
+            errors = (np.searchsorted(err_keys, unique_keys, side="right")
+                      - np.searchsorted(err_keys, unique_keys, side="left"))
+        fn = np.frombuffer(file_no, dtype=np.uint16) if len(file_no) else np.empty(0, dtype=np.uint16)
+        off = np.frombuffer(offsets, dtype=np.uint64) if len(offsets) else np.empty(0, dtype=np.uint64)
+        return cls(files, unique_keys, fn[chosen], off[chosen], is_ok[chosen], f[chosen] == 2, errors.astype(np.uint32))
 
-    def final(self) -> dict[str, dict[str, Any]]:
-        """Per request id, its final result: the ok one if any, else the latest error."""
-        out: dict[str, dict[str, Any]] = {}
-        for r in self:
-            previous = out.get(r["id"])
-            if previous is None or previous["status"] != "ok":
-                out[r["id"]] = r
-        return out
+    def positions(self, request_ids: list[str]) -> np.ndarray:
+        """Index positions of the ids (-1 where an id has no result)."""
+        if not len(self.keys):
+            return np.full(len(request_ids), -1)
+        wanted = np.array([id_key(i) for i in request_ids], dtype=np.uint64)
+        pos = np.searchsorted(self.keys, wanted)
+        pos[pos == len(self.keys)] = 0
+        return np.where(self.keys[pos] == wanted, pos, -1)
+
+    def read(self, position: int) -> dict[str, Any]:
+        """The final result at an index position."""
+        n = int(self.file_no[position])
+        fh = self._handles.get(n)
+        if fh is None:
+            fh = self._handles[n] = open(self.files[n], "rb")  # noqa: SIM115 - kept open across reads; close()
+        fh.seek(int(self.offsets[position]))
+        return orjson.loads(fh.readline())  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        for fh in self._handles.values():
+            fh.close()
+        self._handles.clear()
+
+    def __enter__(self) -> ResultIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
