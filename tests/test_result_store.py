@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from datafast.runtimes.base import Job, result
@@ -9,7 +10,7 @@ from datafast.runtimes.store import ResultStore, State
 
 
 def _id(n: int) -> str:
-    return f"{n:032x}"
+    return hashlib.sha256(str(n).encode()).hexdigest()[:32]  # like request ids: content hashes
 
 
 def test_index_picks_ok_over_errors_and_counts_attempts(tmp_path):
