@@ -149,7 +149,9 @@ class Submitter:
             source = self.wd.path / spec["path"]
             stem = Path(spec["path"]).stem
             attempt = 1 + sum(1 for j in self.wd.state.jobs.values() if j.name.startswith(f"{runtime}-{stem}-a"))
-            name = f"{runtime}-{stem}-a{attempt}"
+            # the name is the vendor-side tag (OpenAI metadata, Gemini display name): it carries the manifest
+            # hash so that a restart never adopts a batch of another manifest
+            name = f"{runtime}-{stem}-a{attempt}-{self.wd.manifest['spec_hash'][:8]}"
             target = self.wd.path / "submit" / f"{name}.jsonl"
             selected = []
             for raw in _lines(source):
@@ -261,6 +263,9 @@ def submit(out_dir: str | Path, *, wait: bool = False, poll_interval: float = 30
     """
     wd = Workdir.open(out_dir)
     sub = Submitter(wd, env, max_tokens=max_tokens, on_progress=on_progress)
+    if wd.state.manifest_hash != wd.manifest["spec_hash"]:
+        wd.state.manifest_hash = wd.manifest["spec_hash"]  # the latest manifest submitted from this dir
+        wd.state.save()
     first = True
     for _round in range(max_attempts + 1):  # each round resubmits what the previous one left retryable
         for job in wd.state.live():

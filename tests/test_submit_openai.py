@@ -170,3 +170,16 @@ def test_kill_at_any_point_then_resume_sends_each_request_once(tmp_path, openai_
     assert len(openai_emulator.stats()["batches"]) == 1
     collected = collect_to(out)
     assert (collected.producing, collected.pending, collected.rejected) == (6, 0, 0)
+
+
+def test_api_key_never_reaches_a_file_or_the_log(tmp_path, openai_emulator):
+    out, _ = compile_spec(tmp_path)
+    secret = "sk-test-" + "7" * 40
+    env = {**os.environ, "OPENAI_API_KEY": secret, "OPENAI_BASE_URL": openai_emulator.base_url}
+    proc = subprocess.run([sys.executable, "-m", "datafast", "-vv", "submit", str(out), "--wait",
+                           "--poll-interval", "0.01"], env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert secret not in proc.stdout + proc.stderr
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
