@@ -35,7 +35,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="datafast-bench-collect-"))
     try:
         spec = work / "bench.yaml"
-        spec.write_text(yaml.safe_dump(bench_spec(args.requests, "openai")))
+        spec.write_text(yaml.safe_dump(bench_spec(args.requests, "ollama")))  # no job files: less disk
         out = work / "out"
         datafast.compile(spec, out)
         (out / "results").mkdir()
@@ -45,7 +45,7 @@ def main() -> None:
                 rid = json.loads(line)["id"]
                 answer = {"items": [{"text": f"Generated text {k} of request {i}, long enough to look real."}
                                     for k in range(5)]}
-                results.write(json.dumps(result(rid, "openai", "openai:bench-model", text=json.dumps(answer),
+                results.write(json.dumps(result(rid, "ollama", "ollama:bench-model", text=json.dumps(answer),
                                                 input_tokens=120, output_tokens=300, finish_reason="stop")) + "\n")
         base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         start = time.perf_counter()

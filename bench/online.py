@@ -1,7 +1,7 @@
 """Benchmark: the Ollama online runtime against the Ollama emulator with a fixed latency per chat call.
 
 Usage (from the repo root): python bench/online.py [--requests 1000] [--latency 0.1] [--concurrency 32]
-[--backlog N]
+
 The emulator runs in its own process (`python -m tests.emulators ollama`), as Ollama would, so that its HTTP
 server does not compete with the runtime for this process's GIL; it is stopped at the end. Every chat call
 sleeps `--latency` seconds in the emulator, so the ideal throughput is concurrency / latency requests/s.
@@ -47,14 +47,8 @@ def requests(n: int) -> Iterator[dict[str, Any]]:
                "meta": {"topic": topic, "tone": tone}}
 
 
-def start_emulator(backlog: int | None = None) -> tuple[subprocess.Popen[str], str]:
-    args = ["ollama", "--max-seconds", "900"]
-    if backlog is None:
-        cmd = [sys.executable, "-m", "tests.emulators", *args]
-    else:  # the emulator's stdlib server listens with a backlog of 5; Ollama (Go) uses the system's somaxconn
-        cmd = [sys.executable, "-c", "import sys; from tests.emulators import _base, __main__ as m; "
-               "_base._Server.request_queue_size = int(sys.argv[1]); sys.exit(m.main(sys.argv[2:]))",
-               str(backlog), *args]
+def start_emulator() -> tuple[subprocess.Popen[str], str]:
+    cmd = [sys.executable, "-m", "tests.emulators", "ollama", "--max-seconds", "900"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     line = proc.stdout.readline() if proc.stdout else ""  # "ollama http://127.0.0.1:P base_url=... env=..."
@@ -75,15 +69,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--latency", type=float, default=0.1, help="seconds the emulator spends on each chat call")
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--backlog", type=int, help="listen backlog of the emulator (default: its own, 5); "
-                        "at high concurrency the first connections overflow a backlog of 5 and wait 1 s for a SYN "
-                        "retransmit, which real Ollama (backlog somaxconn) does not cause")
     args = parser.parse_args()
 
     sys.path.insert(0, str(REPO))
     from datafast.runtimes.ollama import OllamaRuntime
 
-    proc, url = start_emulator(args.backlog)
+    proc, url = start_emulator()
     try:
         post(url + "/_emulator/faults", {"kind": "latency", "seconds": args.latency, "path": "/api/chat"})
         runtime = OllamaRuntime({"OLLAMA_HOST": url}, schemas={"generate-bench": SCHEMA}, timeout=60.0)
@@ -105,7 +96,7 @@ def main() -> None:
     throughput = args.requests / wall
     print(json.dumps({"requests": args.requests, "concurrency": args.concurrency, "latency_s": args.latency,
                       "wall_s": round(wall, 3), "throughput_rps": round(throughput, 1), "ideal_rps": round(ideal, 1),
-                      "ratio_to_ideal": round(throughput / ideal, 3), "backlog": args.backlog or 5, "ok": statuses["ok"],
+                      "ratio_to_ideal": round(throughput / ideal, 3), "ok": statuses["ok"],
                       "errors": statuses["error"], "output_tokens": tokens["output_tokens"]}))
 
 

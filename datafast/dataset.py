@@ -103,12 +103,11 @@ def _collect_chunks(wd: Workdir, index: ResultIndex, worker: int, workers: int, 
                                                "text": (result or {}).get("text"), "meta": request["meta"]}) + b"\n")
                 else:
                     tally.producing += 1
-                    for row in outcome.rows:
-                        tally.rows += 1
-                        label = row.get("label") or row.get("topic")
-                        if label is not None:
-                            tally.labels[str(label)] += 1
-                        rows_fh.write(orjson.dumps(row) + b"\n")
+                    tally.rows += len(outcome.rows)
+                    label = request["meta"].get("label") or request["meta"].get("topic")
+                    if label is not None:
+                        tally.labels[str(label)] += len(outcome.rows)
+                    rows_fh.write(b"".join(orjson.dumps(row) + b"\n" for row in outcome.rows))
             tally.spans.append((span[0], span[1], rows_fh.tell(), span[2], rej_fh.tell()))
     return tally
 
