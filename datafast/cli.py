@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 runtime failure, 2 bad input (spec error, bad arguments), wi
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from typing import Any, NoReturn
 
@@ -13,7 +14,9 @@ import click
 
 from datafast.compiler.errors import SpecError
 
-from .logs import configure_logger
+from .logs import configure_logger, get_logger
+
+log = get_logger("cli")
 
 
 def _fail_input(err: SpecError) -> NoReturn:
@@ -30,6 +33,7 @@ def main(verbose: int, quiet: bool) -> None:
     """datafast: synthetic text datasets from LLMs, at batch prices, from a reproducible manifest."""
     level = "ERROR" if quiet else ("DEBUG" if verbose > 1 else "INFO" if verbose else "WARNING")
     configure_logger(level)
+    _QUIET[0] = quiet
 
 
 prices_option = click.option("--prices", type=click.Path(dir_okay=False),
@@ -129,8 +133,14 @@ def _runtime_errors(fn: Any) -> Any:
     return wrapper
 
 
+_QUIET = [False]
+
+
 def _progress(message: str) -> None:
-    click.echo(message, err=True)
+    """Progress of submit/run on stderr (silenced by -q); also logged at INFO for log files."""
+    log.info(message)
+    if not _QUIET[0] and not log.isEnabledFor(logging.INFO):
+        click.echo(message, err=True)
 
 
 @main.command("submit")
@@ -230,8 +240,9 @@ def run_cmd(spec: str, out_dir: str | None, poll_interval: float, concurrency: i
     from .dataset import collect_to
     from .runner import submit
 
-    result = api.compile(spec, out_dir, prices=prices)
-    _progress(f"compiled {result.requests:,} requests into {result.out_dir}")
+    result = api.compile(spec, out_dir, prices=prices)  # logs "compiled ..." itself at INFO (-v)
+    if not _QUIET[0] and not log.isEnabledFor(logging.INFO):
+        click.echo(f"compiled {result.requests:,} requests into {result.out_dir}", err=True)
     submit(result.out_dir, wait=True, poll_interval=poll_interval, concurrency=concurrency, on_progress=_progress)
     report = collect_to(result.out_dir, None, prices)
     click.echo(render_collect(report.as_dict()))
