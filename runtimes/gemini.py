@@ -24,6 +24,9 @@ from .base import BatchRuntime, Job, Poll, RuntimeFailure, http_error_kind, mode
 
 ENDED = {"BATCH_STATE_SUCCEEDED", "BATCH_STATE_CANCELLED", "BATCH_STATE_EXPIRED"}
 FAILED = {"BATCH_STATE_FAILED"}  # every other state (pending, running, ...) is still running
+# generationConfig fields the SDK carries to the wire unchanged in an inlined request; any other: file mode
+INLINE_CONFIG = frozenset({"responseMimeType", "responseJsonSchema", "maxOutputTokens", "temperature", "topP",
+                           "seed", "stopSequences", "candidateCount", "presencePenalty", "frequencyPenalty"})
 LIST_PAGES = 10  # pages of 100 batches scanned by `find`; a batch created moments ago is near the top
 FILTERED = {"SAFETY", "RECITATION", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY"}
 # per-request errors are google.rpc.Status: a gRPC code, sometimes an HTTP code with a status name
@@ -80,19 +83,15 @@ class GeminiRuntime(BatchRuntime):
 
     def create(self, job: Job, path: Path) -> str:
         mode = job.vendor.get("input_mode") or ("inline" if path.stat().st_size <= self.INLINE_MAX_BYTES else "file")
-        if mode == "inline":
+        src = _inline_source(path) if mode == "inline" else None
+        if src is not None:
             job.vendor["input_mode"] = "inline"
             try:
-                with open(path, encoding="utf-8") as fh:
-                    src = [_inlined(json.loads(x)) for x in fh if x.strip()]
                 batch = self._call("batch create", job, self.client.batches.create, model=model_name(job.model),
                                    src=src, config={"display_name": job.name})
                 return str(batch.name)
-            # The SDK checks and converts inline requests before sending anything: one it refuses (no contents,
-            # a field it does not know), or a line that is not JSON, goes in a file instead, where the API judges
-            # each line on its own rather than refusing the whole batch.
-            except ValueError:
-                job.vendor["input_mode"] = "file"
+            except ValueError:  # refused by the SDK before sending anything (a request with no contents): in a
+                pass  # file the API judges each line on its own, rather than the whole batch being refused
         if "input_file" not in job.vendor:  # a retried create reuses the upload
             uploaded = self._call("upload", job, self.client.files.upload, file=str(path),
                                   config={"mime_type": "jsonl", "display_name": job.name})
@@ -138,10 +137,11 @@ class GeminiRuntime(BatchRuntime):
         return Poll("running", done, failed, total, status)
 
     def fetch(self, job: Job, raw_dir: Path) -> Iterator[dict[str, Any]]:
-        # Where the output is, file or inline, is read from the batch itself rather than from
-        # job.vendor["input_mode"]: a kill right after create leaves a batch that `find` recovers with no mode.
-        if str(job.vendor_id) not in self._inline and not job.vendor.get("output_file"):
-            self.poll(job)  # not seen ended by this process and no output file known: ask once
+        # Inline responses are kept from the poll that saw the batch end, else asked for. Which mode is read from
+        # the batch: a kill right after create leaves a batch that `find` recovers with no mode nor output known.
+        if str(job.vendor_id) not in self._inline and ("output_file" not in job.vendor
+                                                       or job.vendor.get("input_mode") == "inline"):
+            self.poll(job)
         inlined = self._inline.pop(str(job.vendor_id), None)
         name = job.vendor.get("output_file")
         if not inlined and not name:  # cancelled or expired before any output: the orchestrator marks the ids
@@ -204,17 +204,38 @@ def _error_kind(error: dict[str, Any]) -> str:
     return http_error_kind(code)
 
 
-def _inlined(line: dict[str, Any]) -> dict[str, Any]:
-    """A job-file line as the SDK's InlinedRequest (camelCase names are accepted as aliases).
+def _inline_source(path: Path) -> list[dict[str, Any]] | None:
+    """The job file's lines as the SDK's inlined requests, or None when one cannot go inline unchanged.
 
-    The SDK takes a request's top-level fields other than `contents` (systemInstruction, safetySettings, tools,
-    ...) inside `config`, next to the generationConfig fields, and moves them back to the request when sending:
-    the wire request is the line's request (checked in the tests), with `metadata: {"key": ...}` beside it.
+    The SDK takes a request's top-level fields but `contents` inside `config`, beside the generationConfig
+    fields (camelCase names are accepted as aliases), and moves them back to the request when sending. It
+    rewrites some fields on the way (thinkingConfig keys to snake_case, topK to a float, inline bytes re-encoded):
+    only text and the INLINE_CONFIG fields go inline, so the wire request is the line's (checked in the tests).
     """
-    request = dict(line.get("request") or {})
-    contents = request.pop("contents", None)
-    config = {**(request.pop("generationConfig", None) or {}), **request}
-    return {"contents": contents, "config": config, "metadata": {"key": str(line.get("key"))}}
+    src = []
+    with open(path, encoding="utf-8") as fh:
+        for raw in filter(str.strip, fh):
+            try:
+                line = json.loads(raw)
+                request, key = dict(line["request"]), str(line["key"])
+                config = dict(request.pop("generationConfig", {}))
+            except (ValueError, TypeError, KeyError):
+                return None  # sent as a file: the API says which line is wrong
+            system = request.get("systemInstruction")
+            blocks = [*(request.get("contents") or []), *([] if system is None else [system])]
+            if not (set(request) <= {"contents", "systemInstruction"} and set(config) <= INLINE_CONFIG
+                    and all(_text_only(b) for b in blocks)):
+                return None
+            contents, config = request.pop("contents", None), {**config, **request}
+            # no `config` at all when empty: the SDK would send an empty generationConfig
+            src.append({"contents": contents, "metadata": {"key": key}, **({"config": config} if config else {})})
+    return src or None
+
+
+def _text_only(block: Any) -> bool:
+    parts = block.get("parts") if isinstance(block, dict) else None
+    return (isinstance(parts, list) and set(block) <= {"role", "parts"}
+            and all(isinstance(p, dict) and set(p) == {"text"} for p in parts))
 
 
 def _keyed(inlined: dict[str, Any]) -> dict[str, Any]:

@@ -127,11 +127,15 @@ def items_rows(
 ) -> list[Row]:
     """Fan `answer["items"]` out into rows carrying the request's provenance."""
     names = list(fields)
+    base = provenance(request, "")
+    base.update(extra or {})
+    prefix = f"{request['id']}-"
     out = []
     for i, item in enumerate(answer["items"]):
-        row = provenance(request, f"{request['id']}-{i}")
-        row.update(extra or {})
-        row.update({k: item[k] for k in names})
+        row = base.copy()
+        row["row_id"] = prefix + str(i)
+        for k in names:
+            row[k] = item[k]
         out.append(row)
     return out
 
