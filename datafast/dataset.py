@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
-from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,9 +57,7 @@ class _Tally:
     rows: int = 0
     labels: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
-    tokens: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
-    # (chunk number, rows start, rows end, rejects start, rejects end) in this worker's files
-    spans: list[tuple[int, int, int, int, int]] = field(default_factory=list)
+    tokens: dict[str, list[int]] = field(default_factory=dict)
 
     def merge(self, other: _Tally) -> None:
         for name in ("requests", "producing", "rejected", "pending", "rows"):
@@ -68,53 +65,56 @@ class _Tally:
         self.labels.update(other.labels)
         self.reasons.update(other.reasons)
         for model, (inp, out) in other.tokens.items():
-            self.tokens[model][0] += inp
-            self.tokens[model][1] += out
+            t = self.tokens.setdefault(model, [0, 0])
+            t[0] += inp
+            t[1] += out
 
 
-def _collect_chunks(wd: Workdir, index: ResultIndex, worker: int, workers: int, rows_path: Path,
-                    rejects_path: Path) -> _Tally:
-    """Collect every `workers`-th chunk of the manifest starting at `worker`, in manifest order."""
+Emit = Callable[[int, bytes, bytes], None]  # (chunk number, its rows, its rejects)
+
+
+def _collect_chunks(wd: Workdir, index: ResultIndex, worker: int, workers: int, emit: Emit) -> _Tally:
+    """Collect every `workers`-th chunk of the manifest starting at `worker`; emit each chunk's lines."""
     builder = RowBuilder(wd.manifest)
     tally = _Tally()
-    tally.tokens = dict(tally.tokens)  # plain dict: it crosses a process boundary
-    with open(rows_path, "wb") as rows_fh, open(rejects_path, "wb") as rej_fh:
-        for number, raw_chunk in enumerate(_chunks(_manifest_lines(wd), CHUNK)):
-            if number % workers != worker:
-                continue
-            chunk = [orjson.loads(line) for line in raw_chunk]
-            span = (number, rows_fh.tell(), rej_fh.tell())
-            positions = index.positions([r["id"] for r in chunk]).tolist()
-            for request, pos in zip(chunk, positions, strict=True):
-                tally.requests += 1
-                result = index.read(pos) if pos >= 0 else None
-                if result is not None:
-                    t = tally.tokens.setdefault(request["model"], [0, 0])
-                    t[0] += result["usage"]["input_tokens"]
-                    t[1] += result["usage"]["output_tokens"]
-                outcome = builder.outcome(request, result)
-                if outcome is None:
-                    tally.pending += 1
-                elif outcome.reason is not None:
-                    tally.rejected += 1
-                    tally.reasons[outcome.reason.split(":")[0]] += 1
-                    rej_fh.write(orjson.dumps({"id": request["id"], "stage": request["stage"],
-                                               "model": request["model"], "reason": outcome.reason,
-                                               "text": (result or {}).get("text"), "meta": request["meta"]}) + b"\n")
-                else:
-                    tally.producing += 1
-                    tally.rows += len(outcome.rows)
-                    label = request["meta"].get("label") or request["meta"].get("topic")
-                    if label is not None:
-                        tally.labels[str(label)] += len(outcome.rows)
-                    rows_fh.write(b"".join(orjson.dumps(row) + b"\n" for row in outcome.rows))
-            tally.spans.append((span[0], span[1], rows_fh.tell(), span[2], rej_fh.tell()))
+    for number, raw_chunk in enumerate(_chunks(_manifest_lines(wd), CHUNK)):
+        if number % workers != worker:
+            continue
+        chunk = [orjson.loads(line) for line in raw_chunk]
+        rows: list[bytes] = []
+        rejects: list[bytes] = []
+        positions = index.positions([r["id"] for r in chunk]).tolist()
+        for request, pos in zip(chunk, positions, strict=True):
+            tally.requests += 1
+            result = index.read(pos) if pos >= 0 else None
+            if result is not None:
+                t = tally.tokens.setdefault(request["model"], [0, 0])
+                t[0] += result["usage"]["input_tokens"]
+                t[1] += result["usage"]["output_tokens"]
+            outcome = builder.outcome(request, result)
+            if outcome is None:
+                tally.pending += 1
+            elif outcome.reason is not None:
+                tally.rejected += 1
+                tally.reasons[outcome.reason.split(":")[0]] += 1
+                rejects.append(orjson.dumps({"id": request["id"], "stage": request["stage"],
+                                             "model": request["model"], "reason": outcome.reason,
+                                             "text": (result or {}).get("text"), "meta": request["meta"]}))
+            else:
+                tally.producing += 1
+                tally.rows += len(outcome.rows)
+                label = request["meta"].get("label") or request["meta"].get("topic")
+                if label is not None:
+                    tally.labels[str(label)] += len(outcome.rows)
+                rows.extend(orjson.dumps(row) for row in outcome.rows)
+        emit(number, b"".join(r + b"\n" for r in rows), b"".join(r + b"\n" for r in rejects))
     return tally
 
 
-def _worker(conn: Any, wd: Workdir, index: ResultIndex, worker: int, workers: int, rows: Path, rejects: Path) -> None:
+def _worker(conn: Any, wd: Workdir, index: ResultIndex, worker: int, workers: int) -> None:
     try:
-        conn.send(("ok", _collect_chunks(wd, index, worker, workers, rows, rejects)))
+        tally = _collect_chunks(wd, index, worker, workers, lambda n, rows, rej: conn.send(("chunk", n, rows, rej)))
+        conn.send(("done", tally))
     except BaseException as exc:  # reported to the parent, which raises it
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
@@ -122,8 +122,8 @@ def _worker(conn: Any, wd: Workdir, index: ResultIndex, worker: int, workers: in
 def collect_to(out_dir: str | Path, output: str | Path | None = None, prices: str | Path | None = None) -> CollectReport:
     """Write the dataset (`output`, default `<dir>/dataset.jsonl`; .jsonl or .parquet) and `<dir>/rejects.jsonl`.
 
-    Rows keep manifest order. Large collects run in two processes (each takes every other chunk of the
-    manifest) whose part files are stitched back in order.
+    Rows keep manifest order. Large collects run in two forked workers, each taking every other chunk of
+    the manifest and sending its lines back; this process writes them in chunk order.
     """
     wd = Workdir.open(out_dir)
     target = Path(output) if output is not None else wd.path / "dataset.jsonl"
@@ -134,11 +134,15 @@ def collect_to(out_dir: str | Path, output: str | Path | None = None, prices: st
     rejects = wd.path / "rejects.jsonl"
     workers = 2 if wd.manifest["counts"]["requests"] >= PARALLEL_THRESHOLD and "fork" in \
         multiprocessing.get_all_start_methods() else 1
-    with wd.store.index() as index:
+    with wd.store.index() as index, open(jsonl, "wb") as rows_fh, open(rejects, "wb") as rej_fh:
+        def write(number: int, rows: bytes, rej: bytes) -> None:
+            rows_fh.write(rows)
+            rej_fh.write(rej)
+
         if workers == 1:
-            tally = _collect_chunks(wd, index, 0, 1, jsonl, rejects)
+            tally = _collect_chunks(wd, index, 0, 1, write)
         else:
-            tally = _collect_parallel(wd, index, workers, jsonl, rejects)
+            tally = _collect_parallel(wd, index, workers, write)
     if target.suffix == ".parquet":
         _jsonl_to_parquet(jsonl, target)
         jsonl.unlink()
@@ -150,55 +154,43 @@ def collect_to(out_dir: str | Path, output: str | Path | None = None, prices: st
     return report
 
 
-def _collect_parallel(wd: Workdir, index: ResultIndex, workers: int, rows: Path, rejects: Path) -> _Tally:
+def _collect_parallel(wd: Workdir, index: ResultIndex, workers: int, write: Emit) -> _Tally:
     ctx = multiprocessing.get_context("fork")  # the index is shared copy-on-write, not rebuilt
-    parts = [(wd.path / f".rows.part{w}", wd.path / f".rejects.part{w}") for w in range(workers)]
     procs, conns = [], []
     try:
-        for w, (rows_part, rej_part) in enumerate(parts):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, wd, index, w, workers, rows_part, rej_part), daemon=True)
+        for w in range(workers):
+            parent, child = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_worker, args=(child, wd, index, w, workers), daemon=True)
             proc.start()
             child.close()
             procs.append(proc)
             conns.append(parent)
-        tallies = []
-        for conn in conns:
-            status, payload = conn.recv()
-            if status != "ok":
-                raise RuntimeError(f"collect worker failed: {payload}")
-            tallies.append(payload)
-        for proc in procs:
-            proc.join()
         total = _Tally()
-        for t in tallies:
-            total.merge(t)
-        spans = sorted((span, w) for w, t in enumerate(tallies) for span in t.spans)
-        with contextlib.ExitStack() as stack:
-            rows_out = stack.enter_context(open(rows, "wb"))
-            rej_out = stack.enter_context(open(rejects, "wb"))
-            handles = [(stack.enter_context(open(r, "rb")), stack.enter_context(open(j, "rb"))) for r, j in parts]
-            for (_, r0, r1, j0, j1), w in spans:
-                _copy(handles[w][0], r0, r1, rows_out)
-                _copy(handles[w][1], j0, j1, rej_out)
+        live = list(range(workers))
+        number = 0
+        while live:
+            # chunk `number` belongs to worker number % workers; once one worker is done, no chunk is left
+            w = number % workers if len(live) == workers else live[0]
+            message = conns[w].recv()
+            if message[0] == "error":
+                raise RuntimeError(f"collect worker failed: {message[1]}")
+            if message[0] == "done":
+                total.merge(message[1])
+                live.remove(w)
+                continue
+            _, got, rows, rej = message
+            if got != number:
+                raise RuntimeError(f"collect worker sent chunk {got}, expected {number}")
+            write(got, rows, rej)
+            number += 1
         return total
     finally:
         for proc in procs:
             if proc.is_alive():
+                proc.join(timeout=5)
+            if proc.is_alive():
                 proc.terminate()
             proc.join()
-        for rows_part, rej_part in parts:
-            rows_part.unlink(missing_ok=True)
-            rej_part.unlink(missing_ok=True)
-
-
-def _copy(src: Any, start: int, end: int, dst: Any) -> None:
-    src.seek(start)
-    remaining = end - start
-    while remaining > 0:
-        block = src.read(min(remaining, 1 << 20))
-        dst.write(block)
-        remaining -= len(block)
 
 
 def _manifest_lines(wd: Workdir) -> Iterator[bytes]:

@@ -134,22 +134,23 @@ class ResultIndex:
                     offset += len(line)
         k = np.frombuffer(keys, dtype=np.uint64) if len(keys) else np.empty(0, dtype=np.uint64)
         f = np.frombuffer(flags, dtype=np.uint8) if len(flags) else np.empty(0, dtype=np.uint8)
-        seq = np.arange(len(k))
         is_ok = f == 1
-        order = np.lexsort((seq, is_ok, k))  # per key: errors first, then ok; each in file order
+        order = np.lexsort((is_ok, k))  # stable: per key, errors then ok results, each in file order
         k_sorted = k[order]
         last = np.ones(len(order), dtype=bool)
         last[:-1] = k_sorted[:-1] != k_sorted[1:]
-        chosen = order[last]
+        del k_sorted
+        chosen = order[last]  # per key: the last ok result, else the last error
+        del order, last
         unique_keys = k[chosen]
         errors: np.ndarray = np.zeros(len(unique_keys), dtype=np.uint32)
         if len(k):
             err_keys = np.sort(k[~is_ok])
             errors = (np.searchsorted(err_keys, unique_keys, side="right")
-                      - np.searchsorted(err_keys, unique_keys, side="left"))
+                      - np.searchsorted(err_keys, unique_keys, side="left")).astype(np.uint32)
         fn = np.frombuffer(file_no, dtype=np.uint16) if len(file_no) else np.empty(0, dtype=np.uint16)
         off = np.frombuffer(offsets, dtype=np.uint64) if len(offsets) else np.empty(0, dtype=np.uint64)
-        return cls(files, unique_keys, fn[chosen], off[chosen], is_ok[chosen], f[chosen] == 2, errors.astype(np.uint32))
+        return cls(files, unique_keys, fn[chosen], off[chosen], is_ok[chosen], f[chosen] == 2, errors)
 
     def positions(self, request_ids: list[str]) -> np.ndarray:
         """Index positions of the ids (-1 where an id has no result)."""

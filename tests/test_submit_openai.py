@@ -183,3 +183,20 @@ def test_api_key_never_reaches_a_file_or_the_log(tmp_path, openai_emulator):
     for path in out.rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
+
+
+def test_parallel_collect_writes_the_same_files_as_single_process(tmp_path, openai_emulator, monkeypatch):
+    from datafast import dataset
+
+    out, ids = compile_spec(tmp_path)
+    openai_emulator.faults.add("invalid_json", request_id=ids[4])
+    submit(out, wait=True, poll_interval=0.01, env=env_for(openai_emulator))
+    monkeypatch.setattr(dataset, "CHUNK", 2)  # 3 chunks over 2 workers
+    single = collect_to(out, tmp_path / "single.jsonl")
+    single_rejects = (out / "rejects.jsonl").read_bytes()
+    monkeypatch.setattr(dataset, "PARALLEL_THRESHOLD", 1)
+    parallel = collect_to(out, tmp_path / "parallel.jsonl")
+    assert (tmp_path / "parallel.jsonl").read_bytes() == (tmp_path / "single.jsonl").read_bytes()
+    assert (out / "rejects.jsonl").read_bytes() == single_rejects and single_rejects
+    assert {k: v for k, v in parallel.as_dict().items() if k != "output"} == \
+        {k: v for k, v in single.as_dict().items() if k != "output"}
