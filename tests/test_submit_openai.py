@@ -200,3 +200,24 @@ def test_parallel_collect_writes_the_same_files_as_single_process(tmp_path, open
     assert (out / "rejects.jsonl").read_bytes() == single_rejects and single_rejects
     assert {k: v for k, v in parallel.as_dict().items() if k != "output"} == \
         {k: v for k, v in single.as_dict().items() if k != "output"}
+
+
+def test_find_pages_through_the_vendor_list(tmp_path, openai_emulator):
+    """A batch whose id was not recorded is found even when many newer batches push it past the first page."""
+    from datafast.runtimes.base import Job
+    from datafast.runtimes.openai import OpenAIRuntime
+
+    out, ids = compile_spec(tmp_path)
+    runtime = OpenAIRuntime(env_for(openai_emulator))
+    path = next((out / "jobs" / "openai").glob("*.jsonl"))
+    job = Job(name="openai-x-a1-0123abcd", runtime="openai", model="openai:gpt-4.1-mini", stage="generate",
+              file=str(path), requests=6)
+    vendor_id = runtime.create(job, path)
+    for i in range(130):  # newer batches of someone else
+        other = Job(name=f"other-{i}", runtime="openai", model="openai:gpt-4.1-mini", stage="generate",
+                    file=str(path), requests=6, vendor={"input_file_id": job.vendor["input_file_id"]})
+        runtime.create(other, path)
+    calls_before = openai_emulator.stats()["calls"].get("GET /v1/batches", 0)
+    assert runtime.find(Job(name=job.name, runtime="openai", model=job.model, stage="generate", file=str(path),
+                            requests=6)) == vendor_id
+    assert openai_emulator.stats()["calls"].get("GET /v1/batches", 0) - calls_before >= 2  # it paged
