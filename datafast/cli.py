@@ -190,7 +190,13 @@ def cancel_cmd(out_dir: str, yes: bool) -> None:
     """Cancel the live batch jobs of OUT_DIR (finished results are kept)."""
     from .runner import cancel
 
-    if not yes and not click.confirm(f"Cancel every live job of {out_dir}?", err=True):
+    from .runner import Workdir
+
+    live = [j for j in Workdir.open(out_dir).state.live() if j.status != "ended"]
+    if not live:
+        click.echo(f"{out_dir}: no live jobs")
+        return
+    if not yes and not click.confirm(f"Cancel {len(live)} live job(s) of {out_dir}?", err=True):
         sys.exit(1)
     for name in cancel(out_dir):
         click.echo(f"cancelled {name}")
@@ -221,9 +227,12 @@ def render_collect(r: dict[str, Any]) -> str:
     if r["rejected"]:
         lines.append(f"rejected ({r['rejects']}): " + ", ".join(f"{k} {v:,}" for k, v in r["reasons"].items()))
     cost = r["usage"]["cost"]
-    lines.append("usage: " + ", ".join(f"{m} {u['input_tokens']:,} in / {u['output_tokens']:,} out"
-                                       for m, u in r["usage"]["by_model"].items())
-                 + (f"; cost {cost:,.4f} {r['usage']['currency']}" if cost is not None else "; cost unknown"))
+    if r["usage"]["by_model"]:
+        lines.append("usage: " + ", ".join(f"{m} {u['input_tokens']:,} in / {u['output_tokens']:,} out"
+                                           for m, u in r["usage"]["by_model"].items())
+                     + (f"; cost {cost:,.4f} {r['usage']['currency']}" if cost is not None else "; cost unknown"))
+    else:
+        lines.append("usage: no results yet (run `datafast submit`)")
     return "\n".join(lines)
 
 
