@@ -188,9 +188,7 @@ def status_cmd(out_dir: str, as_json: bool) -> None:
 @_runtime_errors
 def cancel_cmd(out_dir: str, yes: bool) -> None:
     """Cancel the live batch jobs of OUT_DIR (finished results are kept)."""
-    from .runner import cancel
-
-    from .runner import Workdir
+    from .runner import Workdir, cancel
 
     live = [j for j in Workdir.open(out_dir).state.live() if j.status != "ended"]
     if not live:
