@@ -15,10 +15,7 @@ from datafast.compiler.collect import RowBuilder
 from datafast.compiler.pricing import PriceTable
 from datafast.runtimes.store import ResultIndex
 
-from .logs import get_logger
 from .runner import BadInput, Workdir
-
-log = get_logger("collect")
 
 FORMATS = (".jsonl", ".parquet")
 
