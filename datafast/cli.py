@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -234,6 +235,26 @@ def render_collect(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_samples(dataset: Path, count: int = 3) -> str:
+    """A few rows of the dataset, one line each, for people reading the summary."""
+    lines = ["sample rows:"]
+    with open(dataset, encoding="utf-8") as fh:
+        for line in fh:
+            if len(lines) > count:
+                break
+            row = json.loads(line)
+            tag = row.get("label") or row.get("topic") or row.get("stage", "")
+            body = row.get("text") or json.dumps({k: v for k, v in row.items() if k not in PROVENANCE},
+                                                 ensure_ascii=False)
+            body = " ".join(str(body).split())
+            lines.append(f"  [{tag}] {body[:110]}{'...' if len(body) > 110 else ''}")
+    return "\n".join(lines) if len(lines) > 1 else "sample rows: none"
+
+
+PROVENANCE = frozenset({"row_id", "request_id", "stage", "model", "language", "template", "placeholders",
+                        "input_key"})
+
+
 @main.command("run")
 @click.argument("spec")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), help="Output dir (default build/<name>).")
@@ -253,6 +274,8 @@ def run_cmd(spec: str, out_dir: str | None, poll_interval: float, concurrency: i
     submit(result.out_dir, wait=True, poll_interval=poll_interval, concurrency=concurrency, on_progress=_progress)
     report = collect_to(result.out_dir, None, prices)
     click.echo(render_collect(report.as_dict()))
+    click.echo(render_samples(Path(report.output)))
+    click.echo(f"files: {result.out_dir}/ (manifest.jsonl, results/, rejects.jsonl, {Path(report.output).name})")
     later = [s["name"] for s in result.manifest["stages"][1:]]
     if later:
         _progress(f"note: this version runs the first stage only; stages {', '.join(later)} are not run yet")

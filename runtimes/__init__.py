@@ -16,6 +16,7 @@ RUNTIMES: dict[str, str] = {
     "anthropic": "datafast.runtimes.anthropic:AnthropicRuntime",
     "gemini": "datafast.runtimes.gemini:GeminiRuntime",
     "ollama": "datafast.runtimes.ollama:OllamaRuntime",
+    "local": "datafast.runtimes.local:LocalRuntime",
 }
 
 

@@ -129,7 +129,6 @@ def test_full_lifecycle_with_output_and_error_files(openai_emulator: OpenAIEmula
     errors = lines_of(client, done["error_file_id"])
     assert sorted(r["custom_id"] for r in output) == ["req-0", "req-2", "req-4", "req-5"]
     assert sorted(r["custom_id"] for r in errors) == ["req-1", "req-3"]
-    assert [r["custom_id"] for r in output] != sorted(r["custom_id"] for r in output) or len(output) < 3
     for row in output:
         assert row["id"].startswith("batch_req_") and row["error"] is None
         assert row["response"]["status_code"] == 200

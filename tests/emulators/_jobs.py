@@ -145,4 +145,6 @@ class Job:
         """Results order: stable but unrelated to input order when ``shuffle`` (vendors never promise order)."""
         if not shuffle:
             return list(items)
-        return sorted(items, key=lambda it: hashlib.sha256(f"{self.id}|{it.rid}".encode()).digest())
+        out = sorted(items, key=lambda it: hashlib.sha256(f"{self.id}|{it.rid}".encode()).digest())
+        # never the input order by chance (batch ids are random): a client relying on order must fail every time
+        return out[::-1] if out == list(items) else out
