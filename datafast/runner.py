@@ -206,9 +206,10 @@ class Submitter:
 
     def _fetch(self, job: Job, adapter: BatchRuntime, poll: Poll) -> None:
         wanted = [line_id(json.loads(line)) for line in _lines(self.wd.path / job.file)]
+        carried = set(wanted)
         got: dict[str, dict[str, Any]] = {}
         for r in adapter.fetch(job, self.wd.store.raw_dir / job.name):
-            if r["id"] in wanted:
+            if r["id"] in carried:  # a vendor line for an id this job did not carry is ignored
                 got[r["id"]] = r
         kind = "cancelled" if "cancel" in poll.vendor_status else "expired"
         missing = [result(rid, job.runtime, job.model, error_kind=kind,
