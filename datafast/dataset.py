@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ FORMATS = (".jsonl", ".parquet")
 
 
 @dataclass
-class CollectReport:
+class _Counts:
     """requests == producing + rejected + pending, always."""
 
     requests: int = 0
@@ -29,6 +29,13 @@ class CollectReport:
     rejected: int = 0
     pending: int = 0
     rows: int = 0
+
+
+COUNTS = tuple(f.name for f in fields(_Counts))
+
+
+@dataclass
+class CollectReport(_Counts):
     output: str = ""
     rejects: str = ""
     rows_by_label: dict[str, int] = field(default_factory=dict)
@@ -44,20 +51,15 @@ CHUNK = 4096
 
 
 @dataclass
-class _Tally:
+class _Tally(_Counts):
     """What one collect worker counted; merged by addition."""
 
-    requests: int = 0
-    producing: int = 0
-    rejected: int = 0
-    pending: int = 0
-    rows: int = 0
     labels: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
     tokens: dict[str, list[int]] = field(default_factory=dict)
 
     def merge(self, other: _Tally) -> None:
-        for name in ("requests", "producing", "rejected", "pending", "rows"):
+        for name in COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.labels.update(other.labels)
         self.reasons.update(other.reasons)
@@ -143,8 +145,8 @@ def collect_to(out_dir: str | Path, output: str | Path | None = None, prices: st
     if target.suffix == ".parquet":
         _jsonl_to_parquet(jsonl, target)
         jsonl.unlink()
-    report = CollectReport(requests=tally.requests, producing=tally.producing, rejected=tally.rejected,
-                           pending=tally.pending, rows=tally.rows, output=str(target), rejects=str(rejects))
+    report = CollectReport(**{name: getattr(tally, name) for name in COUNTS}, output=str(target),
+                           rejects=str(rejects))
     report.rows_by_label = dict(sorted(tally.labels.items()))
     report.reasons = dict(tally.reasons.most_common())
     report.usage = _usage(tally.tokens, PriceTable.load(prices))
