@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -179,20 +178,28 @@ def vendor_warnings(prepared: Prepared, strict: bool = False) -> list[str]:
     return [str(w) for w in diagnostics.warnings]
 
 
-def plan(prepared: Prepared, prices: PriceTable | None = None) -> dict[str, Any]:
-    """Counts, token and cost estimates of the first stage; writes nothing.
+def plan(prepared: Prepared, prices: PriceTable | None = None, *, sample_limit: int | None = None) -> dict[str, Any]:
+    """Counts, token and cost estimates of every stage; writes nothing.
 
-    Later stages depend on the answers of the first, so they are listed, not counted.
+    `counts` and `estimate` are those of the first stage (a function of the spec alone); `stages` lists every
+    stage, later ones projected from placeholder answers (`compiler.projection.project`), `rounds` the batch
+    rounds, `sampled` whether only a sample of the first stage was simulated, and
+    `estimate.projected_total` the sum over all stages.
     """
+    from .projection import SAMPLE_LIMIT, project
+
+    prices = prices or PriceTable.load()
     stage = prepared.stages[0]
-    summary = Summary(prices or PriceTable.load())
+    summary = Summary(prices)
     items = _items_per_answer(prepared.spec, stage)
-    for request in stage_requests(prepared, stage):
-        summary.add(request, items)
-    later = [{"stage": s.name, "models": prepared.spec.models_for(s.role)} for s in prepared.stages[1:]]
+    projection = project(prepared, prices, sample_limit=SAMPLE_LIMIT if sample_limit is None else sample_limit,
+                         observe=lambda request: summary.add(request, items))
     warnings = [issue_text(w) for w in prepared.warnings] + vendor_warnings(prepared)
-    return {"name": prepared.spec.name, "type": prepared.spec.type, "stage": stage.name, **summary.as_dict(),
-            "later_stages": later, "warnings": warnings}
+    result = {"name": prepared.spec.name, "type": prepared.spec.type, "stage": stage.name, **summary.as_dict(),
+              "stages": projection["stages"], "rounds": projection["rounds"], "sampled": projection["sampled"],
+              "warnings": warnings}
+    result["estimate"]["projected_total"] = {**projection["total"], "note": projection["note"]}
+    return result
 
 
 def issue_text(issue: SpecIssue) -> str:
@@ -210,45 +217,53 @@ class CompileResult:
     spec_warnings: list[SpecIssue]
 
 
-def compile_to_dir(prepared: Prepared, out_dir: Path, prices: PriceTable | None = None,
-                   strict: bool = False, limits: Mapping[str, Mapping[str, int]] | None = None) -> CompileResult:
-    """Write manifest.jsonl, manifest.json and the vendor job files of the first stage into `out_dir`.
+def write_stage(prepared: Prepared, stage_name: str, target: Path, *,
+                inputs: Mapping[str, Iterable[Row]] | None = None, input_hash: str | None = None,
+                prices: PriceTable | None = None, strict: bool = False,
+                limits: Mapping[str, Mapping[str, int]] | None = None) -> CompileResult:
+    """Write one stage's manifest.jsonl, manifest.json and vendor job files into the empty dir `target`.
 
-    Files are written into a staging directory and moved into place at the end, so an interrupted compile
-    leaves the previous manifest intact. Runtime state in `out_dir` (state.json, results/) is not touched.
+    The first stage is a function of the spec alone; a later stage also of `inputs` (the rows of the stages
+    it reads), whose hash `input_hash` is recorded in its manifest.json. Same spec + same rows => same bytes.
+    `target` is a staging dir owned by the caller (`datafast.outdir`), which moves it into place: this
+    function decides what the files hold, never where the run lives.
+
+    Raises:
+        UnsupportedFeature: with `strict`, a schema keyword or parameter a vendor cannot honour.
+        JobFileError: requests that cannot be laid out in the vendors' files.
     """
     from .jobsink import job_sink
 
     spec = prepared.spec
-    stage = prepared.stages[0]
+    stage = prepared.stage(stage_name)
+    first = stage.name == prepared.stages[0].name
     schemas = {schema_key(s.name, s.schema): s.schema for s in prepared.stages}
-    checked = vendor_warnings(prepared, strict)  # before anything is written: --strict fails here
-    created = not out_dir.exists()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = out_dir / ".compile-staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    checked = vendor_warnings(prepared, strict) if first else []  # the whole graph is checked with stage one
     summary = Summary(prices or PriceTable.load())
     items = _items_per_answer(spec, stage)
     models = spec.models_for(stage.role)
     batched = any(m.partition(":")[0] in RENDERERS for m in models)
-    sink = job_sink(prepared.prompts * max(1, len(models)), staging, schemas, limits, strict, batch_models=batched)
+    rows: dict[str, list[Row]] | None = None
+    if not first:
+        rows = {name: list((inputs or {}).get(name, ())) for name in stage.inputs}
+        expected = sum(len(r) for r in rows.values())
+    else:
+        expected = prepared.prompts * max(1, len(models))
+    sink = job_sink(expected, target, schemas, limits, strict, batch_models=batched)
     try:
-        with (staging / "manifest.jsonl").open("wb", buffering=1 << 20) as fh:
-            for request, line in stage_request_lines(prepared, stage):
+        with (target / "manifest.jsonl").open("wb", buffering=1 << 20) as fh:
+            for request, line in stage_request_lines(prepared, stage, rows):
                 fh.write(line)
                 summary.add(request, items)
                 sink.add(request, line)
         jobs, job_warnings = sink.close()
     except BaseException:
         sink.abort()
-        shutil.rmtree(staging, ignore_errors=True)
-        if created:
-            shutil.rmtree(out_dir, ignore_errors=True)
         raise
-    warnings = [issue_text(w) for w in prepared.warnings] + list(dict.fromkeys(checked + job_warnings))
+    spec_warnings = prepared.warnings if first else []
+    warnings = [issue_text(w) for w in spec_warnings] + list(dict.fromkeys(checked + job_warnings))
     normalized = spec.model_dump(mode="json")
-    manifest = {
+    manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
         "datafast_version": __version__,
         "name": spec.name,
@@ -258,15 +273,19 @@ def compile_to_dir(prepared: Prepared, out_dir: Path, prices: PriceTable | None 
         "stages": [{"name": s.name, "role": s.role, "inputs": list(s.inputs),
                     "schema": schema_key(s.name, s.schema)} for s in prepared.stages],
         "compiled_stages": [stage.name],
+    }
+    if not first:
+        manifest["input_hash"] = input_hash
+        manifest["input_rows"] = {name: len(r) for name, r in (rows or {}).items()}
+    manifest.update({
         "schemas": schemas,
         **summary.as_dict(),
         "jobs": [{"vendor": j.vendor, "stage": j.stage, "model": j.model, "path": j.path,
                   "requests": j.requests, "bytes": j.bytes} for j in jobs],
         "warnings": warnings,
-    }
-    (staging / "manifest.json").write_bytes(_pretty_json(manifest))
-    _move_into_place(staging, out_dir)
-    return CompileResult(out_dir, summary.requests, manifest, warnings, prepared.warnings)
+    })
+    (target / "manifest.json").write_bytes(_pretty_json(manifest))
+    return CompileResult(target, summary.requests, manifest, warnings, list(spec_warnings))
 
 
 def _pretty_json(obj: Any) -> bytes:
@@ -275,14 +294,3 @@ def _pretty_json(obj: Any) -> bytes:
     import orjson
 
     return orjson.dumps(obj, option=orjson.OPT_INDENT_2) + b"\n"
-
-
-def _move_into_place(staging: Path, out_dir: Path) -> None:
-    old_jobs = out_dir / "jobs"
-    if old_jobs.exists():
-        shutil.rmtree(old_jobs)
-    if (staging / "jobs").exists():
-        (staging / "jobs").rename(old_jobs)
-    for name in ("manifest.jsonl", "manifest.json"):
-        (staging / name).replace(out_dir / name)
-    staging.rmdir()

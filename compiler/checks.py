@@ -24,8 +24,8 @@ from .spec import (
     UltrachatDatasetConfig,
     _MultiStage,
 )
-from .stages import BuildContext, prompt_rules, stages_for
-from .templates import parse_template
+from .stages import BuildContext, PromptRules, prompt_rules, stage_prompts, stages_for
+from .templates import Template, parse_template
 
 Finding = tuple[tuple[str | int, ...], str]
 
@@ -45,6 +45,7 @@ def check_spec(spec: DatasetConfigBase, base_dir: Path) -> CheckResult:
     errors += _duplicates(spec)
     prompt_errors, used = _prompts(spec)
     errors += prompt_errors
+    errors += _stage_prompts(spec)
     for name in spec.expansion.placeholders:
         if name not in used:
             warnings.append((("expansion", "placeholders", name), f"no prompt uses {{{{{name}}}}}; its values are ignored"))
@@ -121,16 +122,7 @@ def _prompts(spec: DatasetConfigBase) -> tuple[list[Finding], set[str]]:
     for i, source in enumerate(spec.prompts):
         template = parse_template(source)
         where = ("prompts", i)
-        for name in sorted(rules.mandatory - template.mandatory):
-            errors.append((where, f"missing mandatory placeholder {{{name}}}; this type's prompts must contain "
-                                  + ", ".join(f"{{{m}}}" for m in sorted(rules.mandatory))))
-        for name in sorted(template.mandatory - rules.allowed):
-            hint = did_you_mean(name, rules.allowed)
-            optional = f"; for an expansion value write {{{{{name}}}}}" if name in spec.expansion.placeholders else ""
-            errors.append((where, f"unknown placeholder {{{name}}}{hint}{optional}; allowed: "
-                                  + ", ".join(f"{{{a}}}" for a in sorted(rules.allowed))))
-        if isinstance(spec, MCQDatasetConfig) and "context" in template.mandatory and not spec.context_column:
-            errors.append((where, "{context} needs 'context_column' (the source column holding it)"))
+        errors += _placeholders(spec, where, template, rules, "this type's prompts", first_stage=True)
         if rules.need_one_of and not template.mandatory & rules.need_one_of:
             errors.append((where, "the prompt uses no input column; add at least one of "
                                   + ", ".join(f"{{{c}}}" for c in sorted(rules.need_one_of))))
@@ -140,6 +132,38 @@ def _prompts(spec: DatasetConfigBase) -> tuple[list[Finding], set[str]]:
                 errors.append((where, f"{{{{{name}}}}} has no values; add 'expansion: placeholders: {name}: [...]'"
                                       f"{did_you_mean(name, spec.expansion.placeholders)}"))
     return errors, used
+
+
+def _placeholders(spec: DatasetConfigBase, where: tuple[str | int, ...], template: Template, rules: PromptRules,
+                  owner: str, first_stage: bool) -> Iterator[Finding]:
+    """Mandatory placeholders missing from a custom prompt, and unknown ones."""
+    for name in sorted(rules.mandatory - template.mandatory):
+        yield (where, f"missing mandatory placeholder {{{name}}}; {owner} must contain "
+                      + ", ".join(f"{{{m}}}" for m in sorted(rules.mandatory)))
+    for name in sorted(template.mandatory - rules.allowed):
+        hint = did_you_mean(name, rules.allowed)
+        optional = (f"; for an expansion value write {{{{{name}}}}}"
+                    if first_stage and name in spec.expansion.placeholders else "")
+        yield (where, f"unknown placeholder {{{name}}}{hint}{optional}; allowed: "
+                      + ", ".join(f"{{{a}}}" for a in sorted(rules.allowed)))
+    if isinstance(spec, MCQDatasetConfig) and "context" in template.mandatory and not spec.context_column:
+        yield (where, "{context} needs 'context_column' (the source column holding it)")
+
+
+def _stage_prompts(spec: DatasetConfigBase) -> list[Finding]:
+    """Custom later-stage prompts (chosen_response_generation_prompt, distractor_prompt, ...)."""
+    errors: list[Finding] = []
+    for prompt in stage_prompts(spec):
+        source = getattr(spec, prompt.field)
+        if source is None:
+            continue
+        template = parse_template(source)
+        where = (prompt.field,)
+        errors += _placeholders(spec, where, template, prompt.rules, prompt.field, first_stage=False)
+        for name in template.optional:
+            errors.append((where, f"{{{{{name}}}}}: optional placeholders are filled by expansion, which applies "
+                                  "only to the first-stage 'prompts'; write the text itself in this prompt"))
+    return errors
 
 
 def _sources(spec: DatasetConfigBase, base_dir: Path) -> list[Finding]:

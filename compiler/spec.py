@@ -177,6 +177,14 @@ class UltrachatDatasetConfig(_MultiStage):
     num_samples: int | None = Field(None, ge=1, description="Cap on conversations started (opening questions).")
     max_turns: int = Field(3, ge=1, le=20, description="Assistant turns per conversation, at most.")
     conversation_continuation_prob: float = Field(0.5, ge=0, le=1)
+    persona_question_reformulation_prompt: NonEmptyStr | None = Field(
+        None, description="Replaces the built-in persona rewrite of the opening question ({question}, {persona}).")
+    simulated_assistant_prompt: NonEmptyStr | None = Field(
+        None, description="Replaces the built-in system message of the assistant turns.")
+    user_system_prompt: NonEmptyStr | None = Field(
+        None, description="Replaces the built-in system message of the simulated user turns ({persona}).")
+    user_followup_prompt: NonEmptyStr | None = Field(
+        None, description="Replaces the built-in prompt asking for the user's next message ({transcript}).")
 
     ROLES: ClassVar[tuple[str, ...]] = ("questions", "assistant", "user")
 
@@ -200,6 +208,8 @@ class MCQDatasetConfig(_MultiStage):
     sample_count: int | None = Field(None, ge=1, description="Use at most this many documents.")
     min_document_length: int = Field(100, ge=0)
     max_document_length: int = Field(10000, ge=1)
+    distractor_prompt: NonEmptyStr | None = Field(
+        None, description="Replaces the built-in distractor prompt ({question}, {correct_answer}).")
 
     ROLES: ClassVar[tuple[str, ...]] = ("questions", "distractors")
 
@@ -219,6 +229,12 @@ class PreferenceDatasetConfig(_MultiStage):
     text_column: NonEmptyStr = "text"
     num_samples_per_prompt: int = Field(3, ge=1)
     llm_as_judge: bool = False
+    chosen_response_generation_prompt: NonEmptyStr | None = Field(
+        None, description="Replaces the built-in prompt of the chosen answers ({question}).")
+    rejected_response_generation_prompt: NonEmptyStr | None = Field(
+        None, description="Replaces the built-in prompt of the rejected answers ({question}).")
+    judge_prompt: NonEmptyStr | None = Field(
+        None, description="Replaces the built-in judge prompt ({question}, {response}).")
 
     ROLES: ClassVar[tuple[str, ...]] = ("questions", "chosen", "rejected", "judge")
 

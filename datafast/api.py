@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from datafast.compiler.build import CompileResult, compile_to_dir, prepare
+from datafast.compiler.build import CompileResult, prepare
 from datafast.compiler.build import plan as _plan
 from datafast.compiler.errors import SpecError
 from datafast.compiler.jobs import JobFileError
@@ -15,6 +15,7 @@ from datafast.compiler.spec import DatasetConfigBase
 from datafast.compiler.vendors.base import RenderError, UnsupportedFeature
 
 from .logs import get_logger
+from .outdir import OutputDir
 
 log = get_logger("compile")
 
@@ -31,7 +32,9 @@ def compile(
     prices: str | Path | None = None,
     limits: Mapping[str, Mapping[str, int]] | None = None,
 ) -> CompileResult:
-    """Compile a spec into `out_dir` (default `build/<name>`): manifest.jsonl, manifest.json, jobs/.
+    """Compile a spec's first stage into `out_dir` (default `build/<name>`): manifest.jsonl, manifest.json, jobs/.
+
+    Later stages of multi-stage types are compiled by `submit`/`run` once the stages they read are answered.
 
     Args:
         spec_or_path: a config object (e.g. `ClassificationDatasetConfig(...)`) or a YAML/JSON spec path.
@@ -56,7 +59,8 @@ def compile(
     prepared = prepare(spec_or_path)
     target = Path(out_dir) if out_dir is not None else default_out_dir(prepared.spec)
     try:
-        result = compile_to_dir(prepared, target, PriceTable.load(prices), strict=strict, limits=limits)
+        result = OutputDir(target).write_first_stage(prepared, prices=PriceTable.load(prices), strict=strict,
+                                                     limits=limits)
     except (UnsupportedFeature, RenderError, JobFileError) as exc:
         # what the vendor files cannot carry is a problem of the spec (or of --strict): nothing was written
         field = ""
@@ -78,32 +82,33 @@ def plan(spec_or_path: DatasetConfigBase | str | Path, *, prices: str | Path | N
 
 def submit(out_dir: str | Path, *, wait: bool = False, poll_interval: float = 30.0, retry_failed: bool = False,
            max_tokens: int | None = None, concurrency: int | None = None) -> Any:
-    """Send the requests of a compiled output dir that have no result yet; see `datafast submit --help`.
+    """Advance a compiled output dir: send what has no result yet, compile and send each later stage once
+    its inputs are complete; with `wait`, until every stage is done. See `datafast submit --help`.
 
-    Returns a report with the requests done, pending, failed for good and the live jobs.
+    Returns a `SubmitReport` (requests done, pending, failed for good, live jobs, and each stage).
     """
-    from .runner import submit as _submit
+    from .pipeline import advance
 
-    return _submit(out_dir, wait=wait, poll_interval=poll_interval, retry_failed=retry_failed,
+    return advance(out_dir, wait=wait, poll_interval=poll_interval, retry_failed=retry_failed,
                    max_tokens=max_tokens, concurrency=concurrency)
 
 
 def status(out_dir: str | Path) -> dict[str, Any]:
-    """Jobs and request counts of an output dir (live jobs are polled once)."""
-    from .runner import status as _status
+    """Every stage and job of an output dir with request counts (live jobs are polled once)."""
+    from .pipeline import status as _status
 
     return _status(out_dir)
 
 
 def cancel(out_dir: str | Path) -> list[str]:
-    """Cancel the live batch jobs of an output dir; returns their names."""
-    from .runner import cancel as _cancel
+    """Cancel the live batch jobs of an output dir, whatever their stage; returns their names."""
+    from .pipeline import cancel as _cancel
 
     return _cancel(out_dir)
 
 
 def collect(out_dir: str | Path) -> Any:
-    """The dataset of an output dir as a `datasets.Dataset`; also writes dataset.jsonl and rejects.jsonl.
+    """The final rows of an output dir as a `datasets.Dataset`; also writes dataset.jsonl, rows/ and rejects.jsonl.
 
     Example:
         >>> ds = datafast.collect("build/sentiment")  # doctest: +SKIP
@@ -116,7 +121,9 @@ def collect(out_dir: str | Path) -> Any:
 
 def run(spec_or_path: DatasetConfigBase | str | Path, out_dir: str | Path | None = None, *,
         poll_interval: float = 30.0, concurrency: int | None = None) -> Any:
-    """compile, submit, wait and collect in one call; resumable. Returns the `datasets.Dataset`."""
-    result = compile(spec_or_path, out_dir)
-    submit(result.out_dir, wait=True, poll_interval=poll_interval, concurrency=concurrency)
-    return collect(result.out_dir)
+    """compile, submit every stage, wait and collect in one call; resumable. Returns the `datasets.Dataset`."""
+    from .dataset import load_dataset
+    from .pipeline import run as _run
+
+    result, report = _run(spec_or_path, out_dir, poll_interval=poll_interval, concurrency=concurrency)
+    return load_dataset(result.out_dir, report)

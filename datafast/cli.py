@@ -85,24 +85,38 @@ def _money(value: float | None, currency: str) -> str:
 def render_plan(summary: dict[str, Any]) -> str:
     counts, est = summary["counts"], summary["estimate"]
     cur = est["currency"]
-    lines = [f"{summary['name']} ({summary['type']}), stage {summary['stage']}: {counts['requests']:,} requests", ""]
-    for title, key in (("stage", "by_stage"), ("model", "by_model"), ("language", "by_language"),
-                       ("class/topic", "by_label")):
+    stages = summary["stages"]
+    lines = [f"{summary['name']} ({summary['type']}): {len(stages)} stage(s) in {summary['rounds']} batch round(s); "
+             f"first stage {summary['stage']}: {counts['requests']:,} requests", ""]
+    # the per-stage table below replaces counts["by_stage"]; these counts are the first stage's
+    for title, key in (("model", "by_model"), ("language", "by_language"), ("class/topic", "by_label")):
         if key in counts:
-            lines.append(f"requests by {title}:")
+            lines.append(f"{summary['stage']} requests by {title}:")
             lines += [f"  {name or '-':<40} {n:>10,}" for name, n in counts[key].items()]
+    total = est["projected_total"]
+    header = f"{'input tok':>12} {'output tok':>12} {'online':>16} {'batch':>16}"
+
+    def numbers(n: dict[str, Any]) -> str:
+        return (f"{n['input_tokens']:>12,} {n['output_tokens']:>12,} {_money(n['cost_online'], cur):>16} "
+                f"{_money(n['cost_batch'], cur):>16}")
+
     lines += ["", f"ESTIMATED tokens and cost ({est['note']}; prices checked {est['prices_checked']}):",
-              f"  {'model':<36} {'input tok':>12} {'output tok':>12} {'online':>16} {'batch':>16}"]
-    for model, m in est["by_model"].items():
-        lines.append(f"  {model:<36} {m['input_tokens']:>12,} {m['output_tokens']:>12,} "
-                     f"{_money(m['cost_online'], cur):>16} {_money(m['cost_batch'], cur):>16}")
-    lines.append(f"  {'total':<36} {est['input_tokens']:>12,} {est['output_tokens']:>12,} "
-                 f"{_money(est['cost_online'], cur):>16} {_money(est['cost_batch'], cur):>16}")
-    if est["cost_excludes"]:
-        lines.append(f"  no price known for {', '.join(est['cost_excludes'])}: totals exclude them (add --prices)")
-    if summary["later_stages"]:
-        lines += ["", "NOT INCLUDED: later stages, built from the answers of the first (their count depends on them):"]
-        lines += [f"  {s['stage']:<16} {', '.join(s['models'])}" for s in summary["later_stages"]]
+              f"  {'round':>5}  {'stage':<26} {'requests':>10} {header}"]
+    for s in stages:
+        name = ("~" if s["projected"] else " ") + s["stage"]
+        lines.append(f"  {s['round']:>5}  {name:<26} {s['requests']:>10,} {numbers(s)}")
+    lines.append(f"  {'':>5}  {' total':<26} {total['requests']:>10,} {numbers(total)}")
+    if any(s["projected"] for s in stages):
+        lines.append(f"  ~ {total['note']}")
+    if summary.get("sampled"):
+        sampled = summary["sampled"]
+        lines.append(f"  sampled: {sampled['requests']:,} of {sampled['of']:,} first-stage requests simulated; "
+                     "projected stages scaled up")
+    lines += ["", f"  {'model (all stages)':<36} {'requests':>10} {header}"]
+    for model, m in total["by_model"].items():
+        lines.append(f"  {model:<36} {m['requests']:>10,} {numbers(m)}")
+    if total["cost_excludes"]:
+        lines.append(f"  no price known for {', '.join(total['cost_excludes'])}: totals exclude them (add --prices)")
     if summary["warnings"]:
         lines += ["", *(f"warning: {w}" for w in summary["warnings"])]
     return "\n".join(lines)
@@ -116,7 +130,7 @@ def _runtime_errors(fn: Any) -> Any:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from datafast.runtimes import RuntimeConfigError, RuntimeFailure
 
-        from .runner import BadInput
+        from .outdir import BadInput
 
         try:
             return fn(*args, **kwargs)
@@ -154,15 +168,20 @@ def _progress(message: str) -> None:
 @_runtime_errors
 def submit_cmd(out_dir: str, wait: bool, poll_interval: float, retry_failed: bool, max_tokens: int | None,
                concurrency: int | None) -> None:
-    """Send the compiled requests of OUT_DIR that have no result yet; resumable at any point."""
-    from .runner import submit
+    """Advance OUT_DIR: send what has no result yet, and each later stage once its inputs are answered.
+
+    Without --wait it polls, fetches, compiles and sends as far as it can without waiting, then returns (run
+    it from cron to walk the whole pipeline); with --wait it goes to the end. Resumable at any point.
+    """
+    from .pipeline import advance
 
     if max_tokens is not None and not retry_failed:
         raise click.UsageError("--max-tokens applies to --retry-failed")
-    report = submit(out_dir, wait=wait, poll_interval=poll_interval, retry_failed=retry_failed,
-                    max_tokens=max_tokens, concurrency=concurrency, on_progress=_progress)
+    report = advance(out_dir, wait=wait, poll_interval=poll_interval, retry_failed=retry_failed,
+                     max_tokens=max_tokens, concurrency=concurrency, on_progress=_progress)
     click.echo(f"{out_dir}: {report.done:,} done, {report.pending:,} pending, {report.given_up:,} failed "
-               f"for good, {report.live_jobs} live job(s)")
+               f"for good, {report.live_jobs} live job(s)"
+               + (f"; stages not compiled yet: {', '.join(report.waiting)}" if report.waiting else ""))
 
 
 @main.command("status")
@@ -170,15 +189,25 @@ def submit_cmd(out_dir: str, wait: bool, poll_interval: float, retry_failed: boo
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_runtime_errors
 def status_cmd(out_dir: str, as_json: bool) -> None:
-    """Show the jobs and request counts of OUT_DIR (polls live jobs once)."""
-    from .runner import status
+    """Show every stage and job of OUT_DIR with request counts (polls live jobs once)."""
+    from .pipeline import status
 
     info = status(out_dir)
     if as_json:
         click.echo(json.dumps(info, indent=2, ensure_ascii=False))
         return
-    click.echo(f"{info['requests']:,} requests: {info['ok']:,} ok, {info['failed']:,} failed "
-               f"({info['given_up']:,} for good), {info['to_send']:,} to send")
+    click.echo(f"{info['requests']:,} requests: {info['ok']:,} ok, {info['failed']:,} failed for good, "
+               f"{info['in_flight']:,} in flight, {info['to_send']:,} to send")
+    if len(info["stages"]) > 1:
+        click.echo(f"  {'stage':<16} {'requests':>9} {'done':>9} {'failed':>9} {'pending':>9}")
+        for st in info["stages"]:
+            if st["compiled"]:
+                click.echo(f"  {st['stage']:<16} {st['requests']:>9,} {st['done']:>9,} {st['failed']:>9,} "
+                           f"{st['pending']:>9,}")
+            else:
+                waiting = ", ".join(st["waiting_for"])
+                click.echo(f"  {st['stage']:<16} not compiled: "
+                           + (f"waits for {waiting}" if waiting else "ready: the next submit compiles it"))
     for job in info["jobs"]:
         click.echo(f"  {job['name']:<50} {job['status']:<10} {job['requests']:>8,} {job['vendor_id'] or ''}")
 
@@ -189,9 +218,10 @@ def status_cmd(out_dir: str, as_json: bool) -> None:
 @_runtime_errors
 def cancel_cmd(out_dir: str, yes: bool) -> None:
     """Cancel the live batch jobs of OUT_DIR (finished results are kept)."""
-    from .runner import Workdir, cancel
+    from .outdir import OutputDir
+    from .pipeline import cancel
 
-    live = [j for j in Workdir.open(out_dir).state.live() if j.status != "ended"]
+    live = [j for j in OutputDir.open(out_dir).state.live() if j.status != "ended"]
     if not live:
         click.echo(f"{out_dir}: no live jobs")
         return
@@ -220,7 +250,20 @@ def collect_cmd(out_dir: str, output: str | None, as_json: bool, prices: str | N
 
 def render_collect(r: dict[str, Any]) -> str:
     lines = [f"{r['requests']:,} requests = {r['producing']:,} with rows + {r['rejected']:,} rejected + "
-             f"{r['pending']:,} pending", f"{r['rows']:,} rows -> {r['output']}"]
+             f"{r['pending']:,} pending"]
+    if len(r["stages"]) > 1:
+        for name, st in r["stages"].items():
+            if st["compiled"]:
+                lines.append(f"  {name:<16} {st['requests']:>7,} requests = {st['producing']:,} with rows + "
+                             f"{st['rejected']:,} rejected + {st['pending']:,} pending; {st['rows']:,} rows")
+            else:
+                lines.append(f"  {name:<16} not compiled yet (run `datafast submit`)")
+    if r["items"] is not None:
+        it = r["items"]
+        broken = ", ".join(f"{k} {v:,}" for k, v in it["rejected_by_stage"].items())
+        lines.append(f"{it['items']:,} items = {it['rows']:,} final rows + {it['rejected']:,} rejected"
+                     + (f" ({broken})" if broken else "") + f" + {it['pending']:,} pending")
+    lines.append(f"{r['rows']:,} rows -> {r['output']}")
     if r["rows_by_label"]:
         lines.append("rows by class/topic: " + ", ".join(f"{k} {v:,}" for k, v in r["rows_by_label"].items()))
     if r["rejected"]:
@@ -252,7 +295,7 @@ def render_samples(dataset: Path, count: int = 3) -> str:
 
 
 PROVENANCE = frozenset({"row_id", "request_id", "stage", "model", "language", "template", "placeholders",
-                        "input_key"})
+                        "input_key", "parent", "models", "request_ids"})
 
 
 @main.command("run")
@@ -263,22 +306,15 @@ PROVENANCE = frozenset({"row_id", "request_id", "stage", "model", "language", "t
 @prices_option
 @_runtime_errors
 def run_cmd(spec: str, out_dir: str | None, poll_interval: float, concurrency: int | None, prices: str | None) -> None:
-    """Compile SPEC, submit, wait and collect, in one resumable command."""
-    from . import api
-    from .dataset import collect_to
-    from .runner import submit
+    """Compile SPEC, run every stage (submit, wait, compile the next) and collect, in one resumable command."""
+    from .pipeline import run
 
-    result = api.compile(spec, out_dir, prices=prices)  # logs "compiled ..." itself at INFO (-v)
-    if not _QUIET[0] and not log.isEnabledFor(logging.INFO):
-        click.echo(f"compiled {result.requests:,} requests into {result.out_dir}", err=True)
-    submit(result.out_dir, wait=True, poll_interval=poll_interval, concurrency=concurrency, on_progress=_progress)
-    report = collect_to(result.out_dir, None, prices)
+    result, report = run(spec, out_dir, poll_interval=poll_interval, concurrency=concurrency, prices=prices,
+                         on_progress=_progress)
     click.echo(render_collect(report.as_dict()))
     click.echo(render_samples(Path(report.output)))
-    click.echo(f"files: {result.out_dir}/ (manifest.jsonl, results/, rejects.jsonl, {Path(report.output).name})")
-    later = [s["name"] for s in result.manifest["stages"][1:]]
-    if later:
-        _progress(f"note: this version runs the first stage only; stages {', '.join(later)} are not run yet")
+    click.echo(f"files: {result.out_dir}/ (manifest.jsonl, stages/, rows/, results/, rejects.jsonl, "
+               f"{Path(report.output).name})")
 
 
 @main.command("schema")

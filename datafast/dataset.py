@@ -1,8 +1,16 @@
-"""collect: results -> dataset file + rejects.jsonl + a summary that reconciles with the manifest."""
+"""collect: results -> rows of every stage -> the final rows of the type, and rejects.jsonl, reconciled.
+
+Per stage, each request's answer is validated and fanned out into `rows/<stage>.jsonl`; a request whose
+answer gives no rows is a reject naming its stage. The type's assembler (compiler/stages/<type>.py) joins
+the stages' rows into the final rows (`dataset.jsonl`); an item whose chain broke is a reject too. Counts
+always reconcile: per stage, requests = producing + rejected + pending; finally, items = rows + rejected +
+pending.
+"""
 
 from __future__ import annotations
 
 import multiprocessing
+import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
@@ -13,9 +21,11 @@ import orjson
 
 from datafast.compiler.collect import RowBuilder
 from datafast.compiler.pricing import PriceTable
+from datafast.compiler.stages import StageOutcomes, assembler_for
 from datafast.runtimes.store import ResultIndex
 
-from .runner import BadInput, Workdir
+from .outdir import BadInput, Manifest, OutputDir
+from .runner import MAX_ATTEMPTS, in_flight_ids
 
 FORMATS = (".jsonl", ".parquet")
 
@@ -36,11 +46,16 @@ COUNTS = tuple(f.name for f in fields(_Counts))
 
 @dataclass
 class CollectReport(_Counts):
+    """Totals over every compiled stage (`rows`: the final rows); `stages` per stage; `items` for
+    multi-stage types: final items = rows + rejected (chain broken) + pending (a stage still to come)."""
+
     output: str = ""
     rejects: str = ""
     rows_by_label: dict[str, int] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)
     usage: dict[str, Any] = field(default_factory=dict)
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    items: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -68,15 +83,33 @@ class _Tally(_Counts):
             t[0] += inp
             t[1] += out
 
+    def counts(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in COUNTS}
+
 
 Emit = Callable[[int, bytes, bytes], None]  # (chunk number, its rows, its rejects)
 
 
-def _collect_chunks(wd: Workdir, index: ResultIndex, worker: int, workers: int, emit: Emit) -> _Tally:
-    """Collect every `workers`-th chunk of the manifest starting at `worker`; emit each chunk's lines."""
-    builder = RowBuilder(wd.manifest)
+@dataclass
+class _Job:
+    """One stage's collect: where its requests and results are, and what counts as still pending."""
+
+    od: OutputDir
+    manifest: Manifest
+    index: ResultIndex
+    in_flight: set[str]
+    max_attempts: int = MAX_ATTEMPTS
+
+
+def _collect_chunks(job: _Job, worker: int, workers: int, emit: Emit, keep: StageOutcomes | None = None) -> _Tally:
+    """Collect every `workers`-th chunk of the stage's manifest starting at `worker`; emit each chunk's lines.
+
+    With `keep`, rows and the reasons of failed requests (by parent row) are also kept in memory.
+    """
+    builder = RowBuilder(job.manifest.data)
+    index = job.index
     tally = _Tally()
-    for number, raw_chunk in enumerate(_chunks(_manifest_lines(wd), CHUNK)):
+    for number, raw_chunk in enumerate(_chunks(job.od.manifest_lines(job.manifest.stage), CHUNK)):
         if number % workers != worker:
             continue
         chunk = [orjson.loads(line) for line in raw_chunk]
@@ -90,6 +123,9 @@ def _collect_chunks(wd: Workdir, index: ResultIndex, worker: int, workers: int, 
                 t = tally.tokens.setdefault(request["model"], [0, 0])
                 t[0] += result["usage"]["input_tokens"]
                 t[1] += result["usage"]["output_tokens"]
+                if not index.ok[pos] and (request["id"] in job.in_flight or (
+                        index.retryable[pos] and int(index.errors[pos]) < job.max_attempts)):
+                    result = None  # to be retried, or being retried: pending, not rejected
             outcome = builder.outcome(request, result)
             if outcome is None:
                 tally.pending += 1
@@ -99,6 +135,8 @@ def _collect_chunks(wd: Workdir, index: ResultIndex, worker: int, workers: int, 
                 rejects.append(orjson.dumps({"id": request["id"], "stage": request["stage"],
                                              "model": request["model"], "reason": outcome.reason,
                                              "text": (result or {}).get("text"), "meta": request["meta"]}))
+                if keep is not None and "parent" in request["meta"]:
+                    keep.failed[request["meta"]["parent"]] = outcome.reason
             else:
                 tally.producing += 1
                 tally.rows += len(outcome.rows)
@@ -106,60 +144,111 @@ def _collect_chunks(wd: Workdir, index: ResultIndex, worker: int, workers: int, 
                 if label is not None:
                     tally.labels[str(label)] += len(outcome.rows)
                 rows.extend(orjson.dumps(row) for row in outcome.rows)
+                if keep is not None:
+                    keep.rows.extend(outcome.rows)
         emit(number, b"".join(r + b"\n" for r in rows), b"".join(r + b"\n" for r in rejects))
     return tally
 
 
-def _worker(conn: Any, wd: Workdir, index: ResultIndex, worker: int, workers: int) -> None:
+def stage_outcomes(od: OutputDir, manifest: Manifest, index: ResultIndex, in_flight: set[str],
+                   max_attempts: int = MAX_ATTEMPTS) -> StageOutcomes:
+    """The rows of a compiled stage so far, and why its failed requests gave none (by parent row id)."""
+    keep = StageOutcomes()
+    _collect_chunks(_Job(od, manifest, index, in_flight, max_attempts), 0, 1, lambda *_: None, keep)
+    return keep
+
+
+def _worker(conn: Any, job: _Job, worker: int, workers: int) -> None:
     try:
-        tally = _collect_chunks(wd, index, worker, workers, lambda n, rows, rej: conn.send(("chunk", n, rows, rej)))
+        tally = _collect_chunks(job, worker, workers, lambda n, rows, rej: conn.send(("chunk", n, rows, rej)))
         conn.send(("done", tally))
     except BaseException as exc:  # reported to the parent, which raises it
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
 def collect_to(out_dir: str | Path, output: str | Path | None = None, prices: str | Path | None = None) -> CollectReport:
-    """Write the dataset (`output`, default `<dir>/dataset.jsonl`; .jsonl or .parquet) and `<dir>/rejects.jsonl`.
+    """Write `rows/<stage>.jsonl` for every compiled stage, the final rows (`output`, default
+    `<dir>/dataset.jsonl`; .jsonl or .parquet) and `<dir>/rejects.jsonl` (every stage's rejects).
 
-    Rows keep manifest order. Large collects run in two forked workers, each taking every other chunk of
-    the manifest and sending its lines back; this process writes them in chunk order.
+    Rows keep manifest order. A large single-stage collect runs in two forked workers, each taking every
+    other chunk of the manifest and sending its lines back; this process writes them in chunk order.
+
+    Raises:
+        NotCompiled, BadInput: no compiled dir, or an output format other than .jsonl/.parquet (exit 2).
     """
-    wd = Workdir.open(out_dir)
-    target = Path(output) if output is not None else wd.path / "dataset.jsonl"
+    from .pipeline import StageView, survey
+
+    od = OutputDir.open(out_dir)
+    target = Path(output) if output is not None else od.dataset_path
     if target.suffix not in FORMATS:
         raise BadInput(f"{target}: output must end in {' or '.join(FORMATS)}")
-    jsonl = target if target.suffix == ".jsonl" else wd.path / ".dataset.tmp.jsonl"
-    jsonl.parent.mkdir(parents=True, exist_ok=True)
-    rejects = wd.path / "rejects.jsonl"
-    workers = 2 if wd.manifest["counts"]["requests"] >= PARALLEL_THRESHOLD and "fork" in \
-        multiprocessing.get_all_start_methods() else 1
-    with wd.store.index() as index, open(jsonl, "wb") as rows_fh, open(rejects, "wb") as rej_fh:
-        def write(number: int, rows: bytes, rej: bytes) -> None:
-            rows_fh.write(rows)
-            rej_fh.write(rej)
+    in_flight = in_flight_ids(od)
+    (od.path / "rows").mkdir(exist_ok=True)
+    outcomes: dict[str, StageOutcomes] = {}
+    total = _Tally()
+    stage_counts: dict[str, dict[str, Any]] = {}
+    single = len(od.stage_names) == 1
+    with od.store.index() as index, open(od.rejects_path, "wb") as rej_fh:
+        # a single stage is compiled from the spec: no survey (it would read a million-request manifest twice)
+        views = [StageView(od.first_stage, "", (), od.manifest)] if single else \
+            survey(od, compile_ready=False, index=index).stages
+        for view in views:
+            if view.manifest is None:
+                outcomes[view.name] = StageOutcomes(complete=False)
+                stage_counts[view.name] = {"compiled": False, "waiting_for": list(view.waiting_for)}
+                continue
+            job = _Job(od, view.manifest, index, in_flight)
+            keep = None if single else StageOutcomes(complete=view.complete)
+            with open(od.rows_path(view.name), "wb") as rows_fh:
+                def write(number: int, rows: bytes, rej: bytes, rows_fh: Any = rows_fh) -> None:
+                    rows_fh.write(rows)
+                    rej_fh.write(rej)
 
-        if workers == 1:
-            tally = _collect_chunks(wd, index, 0, 1, write)
-        else:
-            tally = _collect_parallel(wd, index, workers, write)
+                workers = 2 if single and view.manifest.requests >= PARALLEL_THRESHOLD and "fork" in \
+                    multiprocessing.get_all_start_methods() else 1
+                tally = _collect_chunks(job, 0, 1, write, keep) if workers == 1 else \
+                    _collect_parallel(job, workers, write)
+            stage_counts[view.name] = {"compiled": True, "complete": view.complete, **tally.counts()}
+            total.merge(tally)
+            if keep is not None:
+                outcomes[view.name] = keep
+        items = None
+        final_rows = total.rows
+        labels = total.labels
+        if not single:
+            assembly = assembler_for(od.spec)(od.spec, outcomes)
+            final_rows = len(assembly.rows)
+            labels = Counter(str(r.get("label") or r.get("topic")) for r in assembly.rows
+                             if r.get("label") or r.get("topic"))
+            reasons = Counter(str(r["stage"]) for r in assembly.rejects)
+            items = {"items": assembly.items, "rows": final_rows, "rejected": len(assembly.rejects),
+                     "pending": assembly.pending, "rejected_by_stage": dict(reasons.most_common())}
+            rej_fh.write(b"".join(orjson.dumps({"level": "item", **r}) + b"\n" for r in assembly.rejects))
+    jsonl = target if target.suffix == ".jsonl" else od.path / ".dataset.tmp.jsonl"
+    jsonl.parent.mkdir(parents=True, exist_ok=True)
+    if single:
+        shutil.copyfile(od.rows_path(od.first_stage), jsonl)
+    else:
+        with open(jsonl, "wb") as fh:
+            fh.write(b"".join(orjson.dumps(row) + b"\n" for row in assembly.rows))
     if target.suffix == ".parquet":
         _jsonl_to_parquet(jsonl, target)
         jsonl.unlink()
-    report = CollectReport(**{name: getattr(tally, name) for name in COUNTS}, output=str(target),
-                           rejects=str(rejects))
-    report.rows_by_label = dict(sorted(tally.labels.items()))
-    report.reasons = dict(tally.reasons.most_common())
-    report.usage = _usage(tally.tokens, PriceTable.load(prices))
+    report = CollectReport(total.requests, total.producing, total.rejected, total.pending, final_rows,
+                           output=str(target), rejects=str(od.rejects_path), stages=stage_counts, items=items)
+    report.rows_by_label = dict(sorted(labels.items()))
+    report.reasons = dict(total.reasons.most_common())
+    report.usage = _usage(total.tokens, PriceTable.load(prices))
     return report
 
 
-def _collect_parallel(wd: Workdir, index: ResultIndex, workers: int, write: Emit) -> _Tally:
+def _collect_parallel(job: _Job, workers: int, write: Emit) -> _Tally:
     ctx = multiprocessing.get_context("fork")  # the index is shared copy-on-write, not rebuilt
     procs, conns = [], []
     try:
         for w in range(workers):
             parent, child = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_worker, args=(child, wd, index, w, workers), daemon=True)
+            proc = ctx.Process(target=_worker, args=(child, job, w, workers), daemon=True)
             proc.start()
             child.close()
             procs.append(proc)
@@ -190,11 +279,6 @@ def _collect_parallel(wd: Workdir, index: ResultIndex, workers: int, write: Emit
             if proc.is_alive():
                 proc.terminate()
             proc.join()
-
-
-def _manifest_lines(wd: Workdir) -> Iterator[bytes]:
-    with open(wd.path / "manifest.jsonl", "rb") as fh:
-        yield from fh
 
 
 def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
@@ -230,11 +314,11 @@ def _jsonl_to_parquet(source: Path, target: Path) -> None:
     pq.write_table(pajson.read_json(source), target)
 
 
-def load_dataset(out_dir: str | Path) -> Any:
-    """The collected rows of an output dir as a `datasets.Dataset` (collecting first)."""
+def load_dataset(out_dir: str | Path, report: CollectReport | None = None) -> Any:
+    """The final rows of an output dir as a `datasets.Dataset` (collecting first, unless `report` is given)."""
     import datasets
 
-    report = collect_to(out_dir)
+    report = report or collect_to(out_dir)
     if report.rows == 0:
         return datasets.Dataset.from_list([])
     return datasets.Dataset.from_json(report.output, cache_dir=str(Path(out_dir) / ".hf-cache"))

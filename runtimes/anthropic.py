@@ -100,9 +100,10 @@ class AnthropicRuntime(BatchRuntime):
         # counts other than `processing` stay 0 until the batch has ended
         failed = counts.errored + counts.canceled + counts.expired
         if batch.processing_status == "ended":
-            if batch.cancel_initiated_at is not None:  # the orchestrator reads "cancel" in the status
+            cancelled = batch.cancel_initiated_at is not None
+            if cancelled:
                 status += ", cancel requested"
-            return Poll("ended", counts.succeeded, failed, _total(counts), status)
+            return Poll("ended", counts.succeeded, failed, _total(counts), status, cancelled=cancelled)
         return Poll("running", counts.succeeded, failed, _total(counts), status)  # Anthropic has no failed state
 
     def fetch(self, job: Job, raw_dir: Path) -> Iterator[dict[str, Any]]:

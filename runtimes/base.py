@@ -93,6 +93,7 @@ class Poll:
     total: int = 0
     vendor_status: str = ""
     errors: tuple[str, ...] = ()  # validation errors, with line numbers where the vendor gives them
+    cancelled: bool = False  # a cancel was asked for: requests without a result were cancelled, not expired
 
 
 class Runtime(ABC):
@@ -113,6 +114,12 @@ class Runtime(ABC):
 
 class BatchRuntime(Runtime):
     batch = True
+    line_id_field: ClassVar[str] = "custom_id"  # the field of a job-file line that carries the request id
+
+    @classmethod
+    def line_id(cls, line: Mapping[str, Any]) -> str:
+        """The request id a line of this runtime's job file carries."""
+        return str(line[cls.line_id_field])
 
     @abstractmethod
     def create(self, job: Job, path: Path) -> str:

@@ -42,6 +42,7 @@ STATUS_KINDS = {"RESOURCE_EXHAUSTED": "rate_limit", "UNAVAILABLE": "server_error
 
 class GeminiRuntime(BatchRuntime):
     name = "gemini"
+    line_id_field = "key"
     key_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
     # The API caps a batchGenerateContent request, inline requests included, at 20 MB; half of it leaves room
     # for the JSON wrapping of each request, and a bigger job file is uploaded instead (file mode, up to 2 GB).
@@ -130,7 +131,7 @@ class GeminiRuntime(BatchRuntime):
         if state in ENDED:
             if "inlinedResponses" in output:  # kept for `fetch`, which usually follows: no second download
                 self._inline[str(job.vendor_id)] = (output["inlinedResponses"] or {}).get("inlinedResponses") or []
-            return Poll("ended", done, failed, total, status)
+            return Poll("ended", done, failed, total, status, cancelled="CANCEL" in state)
         if state in FAILED:
             reason = (op.get("error") or {}).get("message")
             return Poll("failed", done, failed, total, status, (reason or "batch failed; the API does not say why",))

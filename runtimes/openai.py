@@ -59,7 +59,7 @@ class OpenAIRuntime(BatchRuntime):
         if batch.status in RUNNING:
             return Poll("running", done, failed, total, batch.status)
         if batch.status in ENDED:
-            return Poll("ended", done, failed, total, batch.status)
+            return Poll("ended", done, failed, total, batch.status, cancelled=batch.status in ("cancelling", "cancelled"))
         errors = tuple(f"line {e.line}: {e.message}" if e.line is not None else str(e.message)
                        for e in ((batch.errors.data or []) if batch.errors else []))
         return Poll("failed", done, failed, total, batch.status, errors or (f"batch {batch.status}",))

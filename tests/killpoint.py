@@ -36,6 +36,35 @@ def after(cls: Any, name: str, *, calls: int = 1) -> None:
 
 def main() -> None:
     point, out_dir = sys.argv[1], sys.argv[2]
+    if point.startswith("after-compile:"):  # a wave boundary: a later stage compiled, nothing of it sent
+        from datafast.outdir import OutputDir
+
+        stage = point.partition(":")[2]
+        original_compile = OutputDir.write_later_stage
+
+        def write_later_stage(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+            manifest = original_compile(self, name, *args, **kwargs)
+            if name == stage:
+                die()
+            return manifest
+
+        OutputDir.write_later_stage = write_later_stage  # type: ignore[method-assign]
+        point = "none"
+    if point.count(":") == 2 and point.startswith("after-create:"):  # after-create:<runtime>:<stage>
+        from datafast.runtimes import runtime_class
+
+        _, runtime, stage = point.split(":")
+        cls = runtime_class(runtime)
+        original_create = cls.create
+
+        def create(self: Any, job: Any, path: Any) -> Any:
+            vendor_id = original_create(self, job, path)
+            if job.stage == stage:
+                die()
+            return vendor_id
+
+        cls.create = create  # type: ignore[method-assign]
+        point = "none"
     if point.startswith("after-create:"):  # another vendor's adapter: batch created, id not recorded
         from datafast.runtimes import runtime_class
 
@@ -71,7 +100,7 @@ def main() -> None:
         store.atomic_write = atomic_write
     elif point != "none":
         raise SystemExit(f"unknown point {point}")
-    from datafast.runner import submit
+    from datafast.pipeline import advance as submit
 
     submit(out_dir, wait=True, poll_interval=0.05)
 

@@ -127,7 +127,7 @@ def test_missing_model_names_the_install_command(rt: LocalRuntime, tmp_path: Pat
 def test_compile_submit_collect_end_to_end(tmp_path: Path) -> None:
     from datafast import compile
     from datafast.dataset import collect_to
-    from datafast.runner import submit
+    from datafast.pipeline import advance as submit
 
     spec = {"datafast": 1, "name": "local-e2e", "type": "classification",
             "classes": [{"name": "positive", "description": "A happy customer."},

@@ -8,6 +8,7 @@ import jsonschema
 import pytest
 
 from datafast.compiler.build import prepare, stage_requests
+from datafast.compiler.errors import SpecError
 from datafast.compiler.spec import (
     MCQDatasetConfig,
     PreferenceDatasetConfig,
@@ -40,8 +41,8 @@ def test_mcq_questions_feed_distractors(tmp_path):
     assert rows[0]["document"] == doc and rows[0]["context"] == "history" and rows[0]["language"] == "en"
 
     second = list(stage_requests(prepared, prepared.stage("distractors"), {"questions": rows}))
-    assert len(second) == 4  # 2 questions x 2 distractor models
-    assert {r["model"] for r in second} == {"gemini:d1", "anthropic:d2"}
+    assert len(second) == 2  # one distractor request per question, to one of the role's models
+    assert {r["model"] for r in second} <= {"gemini:d1", "anthropic:d2"}
     assert all(r["stage"] == "distractors" and r["meta"]["parent"] in {rows[0]["row_id"], rows[1]["row_id"]} for r in second)
     assert "Correct answer: 1648" in second[0]["messages"][1]["content"]
     final = answer_rows(prepared, "distractors", second[0], {"incorrect_answers": ["1492", "1789", "1914"]})
@@ -154,3 +155,183 @@ def test_missing_input_rows_are_an_error():
     prepared = prepare(_conversation())
     with pytest.raises(ValueError, match="needs the rows of questions"):
         list(stage_requests(prepared, prepared.stage("opening"), {}))
+
+
+# -- one model per item in later stages ---------------------------------------------------------------------
+
+
+def _question_rows(n: int, **extra) -> list[dict]:
+    return [{"row_id": f"qreq-{i}", "request_id": "qreq", "stage": "questions", "model": "openai:q", "language": "en",
+             "document": "Doc.", "question": f"Question {i}?", **extra} for i in range(n)]
+
+
+def test_two_models_in_a_later_role_split_the_items():
+    spec = PreferenceDatasetConfig(
+        name="p", input_documents=["Doc."], llm_as_judge=True,
+        models={"questions": ["openai:q"], "chosen": ["anthropic:c1", "openai:c2"], "rejected": ["ollama:r1", "ollama:r2"],
+                "judge": ["openai:j1", "gemini:j2"]})
+    prepared = prepare(spec)
+    rows = _question_rows(40)
+    for role, models in (("chosen", {"anthropic:c1", "openai:c2"}), ("rejected", {"ollama:r1", "ollama:r2"})):
+        requests = list(stage_requests(prepared, prepared.stage(role), {"questions": rows}))
+        assert len(requests) == 40  # one request per question, not one per model
+        assert {r["meta"]["parent"] for r in requests} == {r["row_id"] for r in rows}
+        assert {r["model"] for r in requests} == models  # both models get a share
+        again = list(stage_requests(prepared, prepared.stage(role), {"questions": rows[::-1]}))
+        assert {r["meta"]["parent"]: r["model"] for r in again} == {r["meta"]["parent"]: r["model"] for r in requests}
+
+
+def test_both_answers_of_a_pair_are_judged_by_the_same_model():
+    spec = PreferenceDatasetConfig(
+        name="p", input_documents=["Doc."], llm_as_judge=True,
+        models={"questions": ["openai:q"], "chosen": ["anthropic:c"], "rejected": ["ollama:r"],
+                "judge": ["openai:j1", "gemini:j2", "anthropic:j3"]})
+    prepared = prepare(spec)
+    rows = _question_rows(30)
+    answers = {}
+    for role in ("chosen", "rejected"):
+        requests = stage_requests(prepared, prepared.stage(role), {"questions": rows})
+        answers[role] = [row for r in requests
+                         for row in answer_rows(prepared, role, r, {"response": f"{role} {r['meta']['question']}"})]
+    judge = list(stage_requests(prepared, prepared.stage("judge"), answers))
+    assert len(judge) == 60
+    parent_question = {r["row_id"]: r["parent"] for rs in answers.values() for r in rs}
+    per_pair: dict[str, set[str]] = {}
+    for request in judge:
+        per_pair.setdefault(parent_question[request["meta"]["parent"]], set()).add(request["model"])
+    assert len(per_pair) == 30 and all(len(models) == 1 for models in per_pair.values())
+    assert {m for models in per_pair.values() for m in models} == {"openai:j1", "gemini:j2", "anthropic:j3"}
+
+
+def test_mcq_distractor_models_split_the_questions(tmp_path):
+    (tmp_path / "docs.jsonl").write_text(json.dumps({"text": "x" * 200}) + "\n")
+    spec = MCQDatasetConfig(name="m", source={"file": "docs.jsonl"},
+                            models={"questions": ["openai:q"], "distractors": ["gemini:d1", "anthropic:d2"]})
+    prepared = prepare(spec, base_dir=tmp_path)
+    rows = _question_rows(40, correct_answer="A.")
+    requests = list(stage_requests(prepared, prepared.stage("distractors"), {"questions": rows}))
+    assert len(requests) == 40 and {r["model"] for r in requests} == {"gemini:d1", "anthropic:d2"}
+
+
+# -- later-stage prompts from the spec ----------------------------------------------------------------------
+
+
+def test_custom_chosen_prompt_changes_only_chosen_requests():
+    base = dict(name="p", input_documents=["Doc."], llm_as_judge=True,
+                models={"questions": ["openai:q"], "chosen": ["anthropic:c"], "rejected": ["ollama:r"],
+                        "judge": ["openai:j"]})
+    default = prepare(PreferenceDatasetConfig(**base))
+    custom = prepare(PreferenceDatasetConfig(
+        **base, chosen_response_generation_prompt="Expert answer ({language_code}) to {question} using {document}",
+        judge_prompt="Score {response} for {question}."))
+    rows = _question_rows(3)
+
+    def ids(prepared, stage, inputs):
+        return [r["id"] for r in stage_requests(prepared, prepared.stage(stage), inputs)]
+
+    assert ids(default, "questions", {}) == ids(custom, "questions", {})
+    assert ids(default, "rejected", {"questions": rows}) == ids(custom, "rejected", {"questions": rows})
+    assert set(ids(default, "chosen", {"questions": rows})).isdisjoint(ids(custom, "chosen", {"questions": rows}))
+    chosen = list(stage_requests(custom, custom.stage("chosen"), {"questions": rows}))
+    assert chosen[0]["messages"][-1]["content"] == "Expert answer (en) to Question 0? using Doc."
+    answered = {"chosen": [answer_rows(custom, "chosen", chosen[0], {"response": "It {is} 42."})[0]], "rejected": []}
+    judge = list(stage_requests(custom, custom.stage("judge"), answered))
+    assert judge[0]["messages"][-1]["content"] == "Score It {is} 42. for Question 0?."
+
+
+def test_custom_conversation_and_mcq_prompts_are_used(tmp_path):
+    spec = _conversation(user_system_prompt="Be {persona}, speaking {language_name} about {domain}.",
+                         user_followup_prompt="So far:\n{transcript}\nNext?",
+                         simulated_assistant_prompt="Expert in {topic}/{subtopic}.",
+                         persona_question_reformulation_prompt="As {persona}: {question}")
+    prepared = prepare(spec)
+    q = [{"row_id": "q-0", "question": "Why knead?", "language": "en", "topic": "baking", "subtopic": "bread"}]
+    opening = list(stage_requests(prepared, prepared.stage("opening"), {"questions": q}))
+    assert opening[0]["messages"][-1]["content"] == f"As {opening[0]['meta']['persona']}: Why knead?"
+    o_rows = answer_rows(prepared, "opening", opening[0], {"question": "Why knead, chef?"})
+    a1 = list(stage_requests(prepared, prepared.stage("assistant-1"), {"opening": o_rows}))
+    assert a1[0]["messages"][0] == {"role": "system", "content": "Expert in baking/bread."}
+    a_rows = answer_rows(prepared, "assistant-1", a1[0], {"response": "Gluten."})
+    u2 = list(stage_requests(prepared, prepared.stage("user-2"), {"assistant-1": a_rows}))
+    persona = opening[0]["meta"]["persona"]
+    assert u2[0]["messages"][0]["content"] == f"Be {persona}, speaking English about cooking."
+    assert u2[0]["messages"][1]["content"] == "So far:\nUSER: Why knead, chef?\n\nASSISTANT: Gluten.\nNext?"
+
+    (tmp_path / "docs.jsonl").write_text(json.dumps({"text": "x" * 200, "c": "ctx!"}) + "\n")
+    mcq = prepare(MCQDatasetConfig(name="m", source={"file": "docs.jsonl"}, context_column="c", models=["openai:m"],
+                                   distractor_prompt="Wrong answers to {question} (not {correct_answer}) [{context}]"),
+                  base_dir=tmp_path)
+    rows = _question_rows(1, correct_answer="A.", context="ctx!")
+    (request,) = stage_requests(mcq, mcq.stage("distractors"), {"questions": rows})
+    assert request["messages"][-1]["content"] == "Wrong answers to Question 0? (not A.) [ctx!]"
+
+
+PREFERENCE = """\
+datafast: 1
+name: p
+type: preference
+input_documents: [Doc.]
+llm_as_judge: true
+models: [openai:gpt-4.1-mini]
+"""
+MCQ = """\
+datafast: 1
+name: m
+type: mcq
+source: {file: docs.jsonl}
+models: [openai:gpt-4.1-mini]
+"""
+CONVERSATION = """\
+datafast: 1
+name: c
+type: conversation
+domain: cooking
+topics_and_subtopics: {baking: [bread]}
+personas: [a chef]
+models: [openai:gpt-4.1-mini]
+"""
+
+# (id, spec text, field, message fragment); the field's line is where its key is
+PROMPT_ERRORS = [
+    ("chosen-without-question", PREFERENCE + "chosen_response_generation_prompt: 'Answer in {language_name}.'\n",
+     "chosen_response_generation_prompt", "missing mandatory placeholder {question}"),
+    ("rejected-unknown", PREFERENCE + "rejected_response_generation_prompt: '{question} {questoin}'\n",
+     "rejected_response_generation_prompt", "unknown placeholder {questoin}; did you mean 'question'"),
+    ("judge-without-response", PREFERENCE + "judge_prompt: 'Rate the answer to {question} against {document}'\n",
+     "judge_prompt", "missing mandatory placeholder {response}"),
+    ("judge-optional", PREFERENCE + "judge_prompt: '{question} {response} {{tone}}'\nexpansion:\n  placeholders: {tone: [a]}\n",
+     "judge_prompt", "{{tone}}: optional placeholders are filled by expansion"),
+    ("distractor-without-answer", MCQ + "distractor_prompt: 'Wrong answers to {question}'\n",
+     "distractor_prompt", "missing mandatory placeholder {correct_answer}"),
+    ("distractor-context-without-column", MCQ + "distractor_prompt: '{question} {correct_answer} {context}'\n",
+     "distractor_prompt", "{context} needs 'context_column'"),
+    ("persona-unknown", CONVERSATION + "persona_question_reformulation_prompt: '{person}: {question} {persona}'\n",
+     "persona_question_reformulation_prompt", "unknown placeholder {person}; did you mean 'persona'"),
+    ("followup-without-transcript", CONVERSATION + "user_followup_prompt: 'Ask the next question.'\n",
+     "user_followup_prompt", "missing mandatory placeholder {transcript}"),
+    ("user-system-without-persona", CONVERSATION + "user_system_prompt: 'You are a user.'\n",
+     "user_system_prompt", "missing mandatory placeholder {persona}"),
+    ("assistant-unknown", CONVERSATION + "simulated_assistant_prompt: 'Help with {document}.'\n",
+     "simulated_assistant_prompt", "unknown placeholder {document}"),
+]
+
+
+@pytest.mark.parametrize("case", PROMPT_ERRORS, ids=[c[0] for c in PROMPT_ERRORS])
+def test_later_stage_prompt_errors_are_located(case, write_spec, cli, tmp_path):
+    _, text, field, fragment = case
+    (tmp_path / "docs.jsonl").write_text(json.dumps({"text": "x" * 200}) + "\n")
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if ln.startswith(field + ":"))
+    spec = write_spec(text)
+    with pytest.raises(SpecError) as err:
+        prepare(spec)
+    assert any(i.field == field and i.line == line and fragment in i.message for i in err.value.issues), err.value
+    result = cli("compile", spec, "-o", tmp_path / "out")
+    assert result.exit_code == 2 and f"{spec}:{line}: {field}: " in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_valid_later_stage_prompts_compile(write_spec, cli, tmp_path):
+    spec = write_spec(PREFERENCE + "chosen_response_generation_prompt: 'In {language_name}: {question} ({document})'\n"
+                                   "judge_prompt: 'Rate {response} to {question} with {\"json\": 1} braces'\n")
+    result = cli("compile", spec, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.stderr

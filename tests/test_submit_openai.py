@@ -12,7 +12,8 @@ import yaml
 
 import datafast
 from datafast.dataset import collect_to
-from datafast.runner import status, submit
+from datafast.pipeline import advance as submit
+from datafast.pipeline import status
 
 from .conftest import REPO
 
@@ -133,7 +134,7 @@ def test_split_jobs_and_cancel(tmp_path, openai_emulator):
     report = submit(out, env=env)  # no --wait: returns after creating the jobs
     assert report.live_jobs == 2 and report.pending == 6
     assert [j["status"] for j in status(out, env)["jobs"]] == ["submitted", "submitted"]
-    assert len(datafast.runner.cancel(out, env)) == 2
+    assert len(datafast.pipeline.cancel(out, env)) == 2
     openai_emulator.advance(7200)  # cancelling -> cancelled
     openai_emulator.batch_delay = 0.01
     info = status(out, env)  # fetches the cancelled batches (no output: all marked cancelled)

@@ -12,7 +12,7 @@ import pytest
 
 import datafast
 from datafast.dataset import collect_to
-from datafast.runner import submit
+from datafast.pipeline import advance as submit
 
 from .conftest import REPO
 from .test_submit_openai import compile_spec

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..hashing import stable_int
 from ..spec import DatasetConfigBase
 from ..templates import Template, parse_template
 
@@ -143,3 +144,157 @@ def items_rows(
 def provenance(request: Mapping[str, Any], row_id: str) -> Row:
     meta = request.get("meta", {})
     return {"row_id": row_id, "request_id": request["id"], "stage": request["stage"], "model": request["model"], **meta}
+
+
+# -- later stages -------------------------------------------------------------------------------------------
+
+
+def pick_model(spec: DatasetConfigBase, role: str, item: str) -> tuple[str, ...]:
+    """One model of `role` for an item of a later stage, drawn by a hash of the item's id.
+
+    Two models in a role split the items between them instead of doubling the cost; the same item always
+    gets the same model, whatever order the rows arrive in.
+    """
+    models = spec.models_for(role)
+    return (models[stable_int(spec.expansion.seed, "model", role, item) % len(models)],)
+
+
+@dataclass(frozen=True)
+class StagePrompt:
+    """A later-stage prompt the spec may replace with its own text (spec key `field`).
+
+    `rules` are the placeholders the custom text must and may contain: those datafast fills in that stage.
+    """
+
+    field: str
+    default: Template
+    rules: PromptRules
+
+    def template(self, spec: DatasetConfigBase) -> Template:
+        custom = getattr(spec, self.field, None)
+        return self.default if custom is None else parse_template(custom)
+
+
+# -- final rows ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class StageOutcomes:
+    """What collect knows of one stage, for the final assembly of a multi-stage type.
+
+    `rows` are the validated rows of the stage (each later-stage row carries `parent`, the row id of the
+    input row its request was built from). `failed` maps the parent row id of each request that produced no
+    rows to the reason ("truncated: ...", "schema violation at ...", ...); first-stage requests have no
+    parent and are not listed. `complete` is false while the stage is not compiled or has requests pending
+    (not answered yet, in flight, or to be retried), so a missing row there means "pending", not "broken".
+    """
+
+    rows: list[Row] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    complete: bool = False
+
+
+@dataclass
+class Assembly:
+    """The final rows of a dataset type, and the items that did not make it.
+
+    An item is one unit of the final dataset (a question for preference and mcq, a conversation, a row of a
+    single-stage type). `items == len(rows) + len(rejects) + pending`, always. Each reject is
+    `{"item": <root row id>, "stage": <stage where the chain broke>, "reason": <why>}`.
+    """
+
+    rows: list[Row] = field(default_factory=list)
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+    pending: int = 0
+
+    @property
+    def items(self) -> int:
+        return len(self.rows) + len(self.rejects) + self.pending
+
+
+Assembler = Callable[[Any, Mapping[str, StageOutcomes]], Assembly]
+
+
+def single_stage_assembly(spec: Any, outcomes: Mapping[str, StageOutcomes]) -> Assembly:
+    """Single-stage types: the final rows are the rows of their one stage, unchanged."""
+    (only,) = outcomes.values()
+    return Assembly(rows=list(only.rows))
+
+
+@dataclass(frozen=True)
+class Broken:
+    """Where and why an item's chain broke."""
+
+    stage: str
+    reason: str
+
+
+def row_order(row_id: str) -> tuple[str, int]:
+    """Sort key of a row id `<request id>-<i>`: by request, then in answer order (`-2` before `-10`)."""
+    head, _, tail = row_id.rpartition("-")
+    return (head, int(tail)) if tail.isdigit() else (row_id, -1)
+
+
+def by_parent(rows: Iterable[Row]) -> dict[str, Row]:
+    """Rows keyed by the row id of their input row; if several share a parent, the smallest row id wins."""
+    out: dict[str, Row] = {}
+    for row in rows:
+        parent = row["parent"]
+        if parent not in out or row_order(row["row_id"]) < row_order(out[parent]["row_id"]):
+            out[parent] = row
+    return out
+
+
+def next_link(stage: str, outcome: StageOutcomes, index: Mapping[str, Row], parent: str,
+              label: str | None = None) -> Row | Broken | None:
+    """The row of `stage` built from input row `parent`: Broken if its request failed, or if the stage is
+    complete without it; None while the stage is pending. `label` names the link in reasons (default: stage).
+    """
+    row = index.get(parent)
+    if row is not None:
+        return row
+    label = label or stage
+    reason = outcome.failed.get(parent)
+    if reason is not None:
+        return Broken(stage, f"{label}: {reason}")
+    if outcome.complete:
+        return Broken(stage, f"no {label} answer (the stage completed without one)")
+    return None
+
+
+def first_stage_extras(row: Row) -> Row:
+    """Expansion provenance of a first-stage row (template index, placeholder values), when it has them."""
+    return {k: row[k] for k in ("template", "placeholders") if k in row}
+
+
+Link = Row | Broken | None  # a row, a broken chain, or pending
+
+
+def resolved(links: Sequence[Link]) -> list[Row] | Broken | None:
+    """The rows of all links if each has one; else the first broken link; else None (pending).
+
+    A chain known to be broken is a reject even while another of its links is still pending.
+    """
+    rows: list[Row] = []
+    pending = False
+    for link in links:
+        if isinstance(link, Broken):
+            return link
+        if link is None:
+            pending = True
+        else:
+            rows.append(link)
+    return None if pending else rows
+
+
+def assembly_of(items: Iterable[tuple[str, Link]]) -> Assembly:
+    """Sort each item's outcome (its root row id and final row, Broken or None) into an Assembly."""
+    out = Assembly()
+    for item, result in items:
+        if result is None:
+            out.pending += 1
+        elif isinstance(result, Broken):
+            out.rejects.append({"item": item, "stage": result.stage, "reason": result.reason})
+        else:
+            out.rows.append(result)
+    return out

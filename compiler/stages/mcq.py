@@ -5,21 +5,32 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from ..hashing import content_hash
 from ..sources import as_text, iter_rows
 from ..spec import MCQDatasetConfig
 from ..templates import parse_template
 from .base import (
+    Assembly,
     BasePrompt,
+    Broken,
     BuildContext,
     PromptRules,
     Row,
     Stage,
+    StageOutcomes,
+    StagePrompt,
+    assembly_of,
+    by_parent,
+    first_stage_extras,
     items_rows,
     items_schema,
     language_name,
+    next_link,
     object_schema,
+    pick_model,
     prompt_templates,
     provenance,
+    row_order,
     string_field,
     system_message,
 )
@@ -30,12 +41,16 @@ DEFAULT_PROMPTS = (
     "single correct answer, stated concisely.\n\nDocument:\n{document}",
 )
 
-DISTRACTOR_PROMPT = parse_template(
+DISTRACTOR_PROMPT = StagePrompt("distractor_prompt", parse_template(
     "Write three incorrect but plausible answers, in {language_name}, to this multiple-choice question. "
     "They must be clearly wrong for someone who read the document, similar in length and style to the "
     "correct answer, and different from each other.\n\nDocument:\n{document}\n\nQuestion: {question}\n"
     "Correct answer: {correct_answer}"
-)
+), PromptRules(
+    mandatory=frozenset({"question", "correct_answer"}),
+    allowed=frozenset({"question", "correct_answer", "document", "context", "language_name", "language_code"}),
+))
+STAGE_PROMPTS = (DISTRACTOR_PROMPT,)
 
 RULES = PromptRules(
     mandatory=frozenset({"num_samples", "language_name", "document"}),
@@ -87,11 +102,13 @@ def _build_questions(spec: MCQDatasetConfig, ctx: BuildContext, inputs: Mapping[
 
 def _build_distractors(spec: MCQDatasetConfig, ctx: BuildContext, inputs: Mapping[str, Iterable[Row]]) -> Iterator[BasePrompt]:
     system = system_message(DISTRACTORS_SCHEMA)
-    models = tuple(spec.models_for("distractors"))
+    template = DISTRACTOR_PROMPT.template(spec)
     for row in inputs["questions"]:
-        filled = DISTRACTOR_PROMPT.fill({
+        filled = template.fill({
             "language_name": language_name(spec, row["language"]),
+            "language_code": row["language"],
             "document": row["document"],
+            "context": row.get("context", ""),
             "question": row["question"],
             "correct_answer": row["correct_answer"],
         })
@@ -99,7 +116,8 @@ def _build_distractors(spec: MCQDatasetConfig, ctx: BuildContext, inputs: Mappin
         meta["parent"] = row["row_id"]
         if "context" in row:
             meta["context"] = row["context"]
-        yield BasePrompt(system, filled, meta, row["row_id"], models, expand=False)
+        yield BasePrompt(system, filled, meta, row["row_id"], pick_model(spec, "distractors", row["row_id"]),
+                         expand=False)
 
 
 def _question_rows(spec: Any, request: Mapping[str, Any], answer: Mapping[str, Any]) -> list[Row]:
@@ -118,3 +136,59 @@ def stages(spec: MCQDatasetConfig) -> list[Stage]:
         Stage("questions", "questions", (), QUESTIONS_SCHEMA, _build_questions, _question_rows),
         Stage("distractors", "distractors", ("questions",), DISTRACTORS_SCHEMA, _build_distractors, _distractor_rows),
     ]
+
+
+def assemble(spec: MCQDatasetConfig, outcomes: Mapping[str, StageOutcomes]) -> Assembly:
+    """Final mcq rows: one item per question, with its correct answer and three valid distractors."""
+    index = by_parent(outcomes["distractors"].rows)
+    questions = sorted(outcomes["questions"].rows, key=lambda r: row_order(r["row_id"]))
+    return assembly_of((q["row_id"], _mcq(spec, q, outcomes["distractors"], index)) for q in questions)
+
+
+def _mcq(spec: MCQDatasetConfig, q: Row, outcome: StageOutcomes, index: Mapping[str, Row]) -> Row | Broken | None:
+    wrong = next_link("distractors", outcome, index, q["row_id"])
+    if not isinstance(wrong, dict):
+        return wrong
+    problem = invalid_distractors(q["correct_answer"], [wrong[f"incorrect_answer_{i}"] for i in (1, 2, 3)])
+    if problem:
+        return Broken("distractors", f"fewer than three valid distractors: {problem}")
+    row: Row = {
+        "row_id": content_hash([q["row_id"], wrong["row_id"]]),
+        "source_document": q["document"],
+        "question": q["question"],
+        "correct_answer": q["correct_answer"],
+        **{f"incorrect_answer_{i}": wrong[f"incorrect_answer_{i}"] for i in (1, 2, 3)},
+        "language": q["language"],
+        "model_id": q["model"],
+        "distractor_model_id": wrong["model"],
+        "models": {"questions": q["model"], "distractors": wrong["model"]},
+        "request_ids": {"questions": q["request_id"], "distractors": wrong["request_id"]},
+        **first_stage_extras(q),
+    }
+    if spec.context_column:
+        row["context"] = q.get("context", "")
+    return row
+
+
+def _same(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def invalid_distractors(correct: str, distractors: list[str]) -> str:
+    """Why some distractors are unusable ("" if none is): empty, the correct answer, or a repeat.
+
+    Compared case- and whitespace-insensitively: "Paris " and "paris" are the same answer to a reader.
+    """
+    problems = []
+    seen: dict[str, int] = {}
+    for i, text in enumerate(distractors, 1):
+        key = _same(text)
+        if not key:
+            problems.append(f"incorrect_answer_{i} is empty")
+        elif key == _same(correct):
+            problems.append(f"incorrect_answer_{i} is the correct answer ({text!r})")
+        elif key in seen:
+            problems.append(f"incorrect_answer_{i} repeats incorrect_answer_{seen[key]} ({text!r})")
+        else:
+            seen[key] = i
+    return "; ".join(problems)

@@ -5,21 +5,33 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from ..hashing import content_hash
 from ..sources import as_text, iter_rows
 from ..spec import PreferenceDatasetConfig
 from ..templates import parse_template
 from .base import (
+    Assembly,
     BasePrompt,
+    Broken,
     BuildContext,
     PromptRules,
     Row,
     Stage,
+    StageOutcomes,
+    StagePrompt,
+    assembly_of,
+    by_parent,
+    first_stage_extras,
     items_rows,
     items_schema,
     language_name,
+    next_link,
     object_schema,
+    pick_model,
     prompt_templates,
     provenance,
+    resolved,
+    row_order,
     string_field,
     system_message,
 )
@@ -30,17 +42,28 @@ DEFAULT_PROMPTS = (
     "answerable with the information in it.\n\nDocument:\n{document}",
 )
 
-CHOSEN_PROMPT = parse_template(
+_ANSWER_RULES = PromptRules(
+    mandatory=frozenset({"question"}),
+    allowed=frozenset({"question", "document", "language_name", "language_code"}),
+)
+# what repeats comes first (instructions, then the document), so vendors' prompt caches can reuse it
+CHOSEN_PROMPT = StagePrompt("chosen_response_generation_prompt", parse_template(
     "Answer the user's question in {language_name} as well as you can: accurate, complete, well organised "
     "and genuinely helpful. Use the reference document, but do not mention it.\n\nReference document:\n"
     "{document}\n\nQuestion: {question}"
-)
-REJECTED_PROMPT = parse_template("Answer the following question in {language_name}.\n\nQuestion: {question}")
-JUDGE_PROMPT = parse_template(
+), _ANSWER_RULES)
+REJECTED_PROMPT = StagePrompt("rejected_response_generation_prompt", parse_template(
+    "Answer the following question in {language_name}.\n\nQuestion: {question}"
+), _ANSWER_RULES)
+JUDGE_PROMPT = StagePrompt("judge_prompt", parse_template(
     "Rate how well the response answers the question, from 1 (useless or wrong) to 10 (accurate, complete "
     "and helpful), judging accuracy against the reference document. Explain briefly, then give the score."
     "\n\nReference document:\n{document}\n\nQuestion: {question}\n\nResponse:\n{response}"
-)
+), PromptRules(
+    mandatory=frozenset({"question", "response"}),
+    allowed=frozenset({"question", "response", "document", "language_name", "language_code"}),
+))
+STAGE_PROMPTS = (CHOSEN_PROMPT, REJECTED_PROMPT, JUDGE_PROMPT)
 
 RULES = PromptRules(
     mandatory=frozenset({"num_samples", "language_name", "document"}),
@@ -81,33 +104,38 @@ def _build_questions(spec: PreferenceDatasetConfig, ctx: BuildContext, inputs: M
                 yield BasePrompt(system, filled, meta, f"{t}\x1f{index}\x1f{code}", models)
 
 
-def _answer_builder(role: str, template: Any) -> Any:
+def _answer_builder(role: str, prompt: StagePrompt) -> Any:
     def build(spec: PreferenceDatasetConfig, ctx: BuildContext, inputs: Mapping[str, Iterable[Row]]) -> Iterator[BasePrompt]:
         system = system_message(RESPONSE_SCHEMA)
-        models = tuple(spec.models_for(role))
+        template = prompt.template(spec)
         for row in inputs["questions"]:
             filled = template.fill({
                 "language_name": language_name(spec, row["language"]),
+                "language_code": row["language"],
                 "document": row["document"],
                 "question": row["question"],
             })
             meta = {"language": row["language"], "document": row["document"], "question": row["question"],
                     "parent": row["row_id"]}
-            yield BasePrompt(system, filled, meta, row["row_id"], models, expand=False)
+            yield BasePrompt(system, filled, meta, row["row_id"], pick_model(spec, role, row["row_id"]),
+                             expand=False)
 
     return build
 
 
 def _build_judge(spec: PreferenceDatasetConfig, ctx: BuildContext, inputs: Mapping[str, Iterable[Row]]) -> Iterator[BasePrompt]:
     system = system_message(JUDGE_SCHEMA)
-    models = tuple(spec.models_for("judge"))
+    template = JUDGE_PROMPT.template(spec)
     for stage in ("chosen", "rejected"):
         for row in inputs[stage]:
-            filled = JUDGE_PROMPT.fill({"document": row["document"], "question": row["question"],
-                                       "response": row["response"]})
+            filled = template.fill({"document": row["document"], "question": row["question"],
+                                    "response": row["response"], "language_code": row["language"],
+                                    "language_name": language_name(spec, row["language"])})
             meta = {"language": row["language"], "question": row["question"], "judged": stage,
                     "parent": row["row_id"]}
-            yield BasePrompt(system, filled, meta, row["row_id"], models, expand=False)
+            # one judge per pair (drawn by the question's row id): both answers are scored on the same scale
+            yield BasePrompt(system, filled, meta, row["row_id"], pick_model(spec, "judge", row["parent"]),
+                             expand=False)
 
 
 def _question_rows(spec: Any, request: Mapping[str, Any], answer: Mapping[str, Any]) -> list[Row]:
@@ -135,3 +163,65 @@ def stages(spec: PreferenceDatasetConfig) -> list[Stage]:
         out.append(Stage("judge", "judge", ("chosen", "rejected"), JUDGE_SCHEMA, _build_judge,
                          _single_rows(("assessment", "score"))))
     return out
+
+
+def assemble(spec: PreferenceDatasetConfig, outcomes: Mapping[str, StageOutcomes]) -> Assembly:
+    """Final preference rows: one item per question, with its chosen and rejected answers (and judge scores).
+
+    With `llm_as_judge`, a pair whose rejected answer scored strictly higher is swapped, as the original
+    datafast does, and `swapped: true` records it (`models` and `request_ids` keep naming stages).
+    """
+    judged = "judge" in outcomes
+    index = {name: by_parent(outcome.rows) for name, outcome in outcomes.items() if name != "questions"}
+    questions = sorted(outcomes["questions"].rows, key=lambda r: row_order(r["row_id"]))
+    return assembly_of((q["row_id"], _pair(q, outcomes, index, judged)) for q in questions)
+
+
+def _pair(q: Row, outcomes: Mapping[str, StageOutcomes], index: Mapping[str, Mapping[str, Row]],
+          judged: bool) -> Row | Broken | None:
+    answers = resolved([next_link(stage, outcomes[stage], index[stage], q["row_id"]) for stage in ("chosen", "rejected")])
+    if not isinstance(answers, list):
+        return answers
+    chosen, rejected = answers
+    judgements: list[Row] = []
+    if judged:
+        scored = resolved([next_link("judge", outcomes["judge"], index["judge"], answer["row_id"], f"judge ({role} answer)")
+                           for role, answer in (("chosen", chosen), ("rejected", rejected))])
+        if not isinstance(scored, list):
+            return scored
+        judgements = scored
+    row: Row = {
+        "row_id": content_hash([q["row_id"], chosen["row_id"], rejected["row_id"], *(j["row_id"] for j in judgements)]),
+        "input_document": q["document"],
+        "question": q["question"],
+        "chosen_response": chosen["response"],
+        "rejected_response": rejected["response"],
+        "chosen_model_id": chosen["model"],
+        "rejected_model_id": rejected["model"],
+        "language": q["language"],
+        "models": {"questions": q["model"], "chosen": chosen["model"], "rejected": rejected["model"]},
+        "request_ids": {"questions": q["request_id"], "chosen": chosen["request_id"],
+                        "rejected": rejected["request_id"]},
+        **first_stage_extras(q),
+    }
+    if judgements:
+        _add_judgement(row, *judgements)
+    return row
+
+
+def _add_judgement(row: Row, on_chosen: Row, on_rejected: Row) -> None:
+    row.update({
+        "chosen_response_score": on_chosen["score"],
+        "rejected_response_score": on_rejected["score"],
+        "chosen_response_assessment": on_chosen["assessment"],
+        "rejected_response_assessment": on_rejected["assessment"],
+        "judge_model_id": on_chosen["model"],
+        "swapped": on_rejected["score"] > on_chosen["score"],
+    })
+    row["models"]["judge"] = on_chosen["model"]
+    row["request_ids"].update({"judge_chosen": on_chosen["request_id"], "judge_rejected": on_rejected["request_id"]})
+    if row["swapped"]:
+        for a, b in (("chosen_response", "rejected_response"), ("chosen_model_id", "rejected_model_id"),
+                     ("chosen_response_score", "rejected_response_score"),
+                     ("chosen_response_assessment", "rejected_response_assessment")):
+            row[a], row[b] = row[b], row[a]

@@ -1,0 +1,255 @@
+"""The stage loop: every stage of an output dir, compiled and sent in waves, until the dataset is complete.
+
+A later stage is compiled once all its input stages are complete (no request in flight, to send or to
+retry), from their rows (`datafast.dataset.stage_outcomes`); it is recompiled only when the spec or those
+rows change, and then only requests with new ids are sent. Every stage whose inputs are complete goes out
+in the same round, so batch rounds = depth of the stage graph. `advance` is `submit`: without `wait` it
+polls, fetches, compiles and sends as far as it can without waiting and returns; with `wait` it goes to
+the end. The API's and the CLI's `run` are thin callers of `run` here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datafast.compiler.pricing import PriceTable
+from datafast.compiler.stages import Row
+from datafast.runtimes.store import ResultIndex
+
+from .logs import get_logger
+from .outdir import Manifest, OutputDir, rows_hash
+from .runner import MAX_ATTEMPTS, Plan, StageCounts, Submitter, in_flight_ids, plan_round
+
+log = get_logger("pipeline")
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class StageView:
+    """One stage of the graph as it stands: compiled (with counts) or waiting for its inputs."""
+
+    name: str
+    role: str
+    inputs: tuple[str, ...]
+    manifest: Manifest | None = None
+    counts: StageCounts | None = None
+    waiting_for: tuple[str, ...] = ()  # input stages not complete yet (not compiled: nothing to count)
+
+    @property
+    def complete(self) -> bool:
+        return self.counts is not None and self.counts.complete
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"stage": self.name, "role": self.role, "inputs": list(self.inputs),
+                               "compiled": self.manifest is not None, "complete": self.complete}
+        if self.counts is not None:
+            out.update(self.counts.as_dict())
+        else:
+            out["waiting_for"] = list(self.waiting_for)
+        return out
+
+
+@dataclass
+class Survey:
+    """Every stage's view, and what the compiled ones still need sent."""
+
+    stages: list[StageView]
+    plan: Plan
+    compiled_now: list[str] = field(default_factory=list)
+
+    @property
+    def manifests(self) -> list[Manifest]:
+        return [v.manifest for v in self.stages if v.manifest is not None]
+
+    def view(self, stage: str) -> StageView:
+        return next(v for v in self.stages if v.name == stage)
+
+
+def survey(od: OutputDir, *, compile_ready: bool, retry_failed: bool = False, max_attempts: int = MAX_ATTEMPTS,
+           prices: PriceTable | None = None, progress: Progress | None = None,
+           index: ResultIndex | None = None) -> Survey:
+    """Where every stage stands; with `compile_ready`, compile each later stage whose inputs are complete.
+
+    A compiled later stage counts only if it was built from the current spec and the current rows of its
+    inputs (hash recorded in its manifest.json); otherwise it is recompiled (or, without `compile_ready`,
+    reported as waiting).
+    """
+    from .dataset import stage_outcomes
+
+    od.reload_state()
+    in_flight = in_flight_ids(od)
+    plan = Plan()
+    views: dict[str, StageView] = {}
+    compiled_now: list[str] = []
+    rows: dict[str, list[Row]] = {}
+    with contextlib.nullcontext(index) if index is not None else od.store.index() as index:
+        def rows_of(stage: str) -> list[Row]:
+            if stage not in rows:
+                manifest = views[stage].manifest
+                assert manifest is not None
+                rows[stage] = stage_outcomes(od, manifest, index, in_flight, max_attempts).rows
+            return rows[stage]
+
+        for info in od.manifest.stages:
+            view = views[info.name] = StageView(info.name, info.role, info.inputs)
+            if info.name == od.first_stage:
+                manifest: Manifest | None = od.manifest
+            else:
+                view.waiting_for = tuple(i for i in info.inputs if not views[i].complete)
+                if view.waiting_for:
+                    continue
+                inputs = {i: rows_of(i) for i in info.inputs}
+                digest = rows_hash(inputs)
+                manifest = od.stage_manifest(info.name)
+                if manifest is None or manifest.input_hash != digest:
+                    if not compile_ready:
+                        view.waiting_for = ()
+                        continue
+                    manifest = od.write_later_stage(info.name, inputs, digest, prices=prices)
+                    compiled_now.append(info.name)
+                    if progress is not None:
+                        progress(f"stage {info.name}: compiled {manifest.requests:,} requests from "
+                                 + ", ".join(f"{len(r):,} {name} rows" for name, r in inputs.items()))
+            assert manifest is not None
+            view.manifest = manifest
+            stage_plan = plan_round(od, [manifest], index, in_flight, retry_failed=retry_failed,
+                                    max_attempts=max_attempts)
+            view.counts = stage_plan.stages[info.name]
+            _merge(plan, stage_plan)
+    return Survey(list(views.values()), plan, compiled_now)
+
+
+def _merge(into: Plan, other: Plan) -> None:
+    for runtime, ids in other.batch.items():
+        into.batch[runtime] |= ids
+    for runtime, requests in other.online.items():
+        into.online[runtime].extend(requests)
+    into.stages.update(other.stages)
+
+
+@dataclass
+class SubmitReport:
+    """Where a submit left the run. Counts are over compiled stages; `waiting` lists stages not compiled yet."""
+
+    done: int
+    pending: int
+    given_up: int
+    live_jobs: int
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.pending == 0 and not self.waiting and self.live_jobs == 0
+
+
+def _report(sv: Survey, live_jobs: int) -> SubmitReport:
+    counts = [v.counts for v in sv.stages if v.counts is not None]
+    return SubmitReport(
+        done=sum(c.done for c in counts), pending=sum(c.pending for c in counts),
+        given_up=sum(c.failed for c in counts), live_jobs=live_jobs,
+        stages=[v.as_dict() for v in sv.stages], waiting=[v.name for v in sv.stages if v.manifest is None])
+
+
+def advance(out_dir: str | Path, *, wait: bool = False, poll_interval: float = 30.0, retry_failed: bool = False,
+            max_tokens: int | None = None, max_attempts: int = MAX_ATTEMPTS, concurrency: int | None = None,
+            env: dict[str, str] | None = None, prices: PriceTable | None = None,
+            on_progress: Progress | None = None) -> SubmitReport:
+    """Send what the output dir still needs, stage after stage; with `wait`, until every stage is complete.
+
+    Each round: settle jobs a kill left half-created, compile every later stage whose inputs are complete,
+    send every request of every compiled stage that has no result (or a retryable one), poll. Without
+    `wait` it returns as soon as a batch job is still running; online runtimes finish within the call.
+    `retry_failed` resends the requests that failed for good, once (with `max_tokens`: a new output limit).
+
+    Raises:
+        NotCompiled: the dir holds no compiled first stage (exit 2).
+        RuntimeFailure: a runtime could not do what was asked (exit 1); nothing recorded is lost.
+    """
+    od = OutputDir.open(out_dir)
+    sub = Submitter(od, env, max_tokens=max_tokens, on_progress=on_progress)
+    progress = sub.progress
+    if od.state.manifest_hash != od.manifest.spec_hash:
+        od.state.manifest_hash = od.manifest.spec_hash  # the latest manifest submitted from this dir
+        od.state.save()
+    # every round sends, compiles, fetches or ends the loop; sends are bounded by attempts, compiles by stages
+    rounds = 2 * (len(od.stage_names) + 1) * (max_attempts + 2) + 2
+    for round_no in range(rounds):
+        sub.resume_creations()
+        sv = survey(od, compile_ready=True, retry_failed=retry_failed and round_no == 0,
+                    max_attempts=max_attempts, prices=prices, progress=progress)
+        if not sv.plan.empty:
+            sub.send(sv.plan, sv.manifests, concurrency)
+        ended = sub.poll_live(wait, poll_interval)
+        if any(j.status == "submitted" for j in od.state.live()):
+            break  # not waiting: the next submit picks up from here
+        if sv.plan.empty and not sv.compiled_now and not ended:
+            break  # nothing sent, compiled or fetched: every stage is as far as it can go
+    final = survey(od, compile_ready=False, max_attempts=max_attempts)
+    return _report(final, len(od.state.live()))
+
+
+def status(out_dir: str | Path, env: dict[str, str] | None = None, refresh: bool = True) -> dict[str, Any]:
+    """Every stage (compiled or waiting, requests, done, failed, pending) and every job of an output dir.
+
+    With `refresh`, live jobs are polled once (and fetched if ended); nothing is compiled or sent.
+    """
+    od = OutputDir.open(out_dir)
+    if refresh and any(j.status in ("submitted", "ended") for j in od.state.live()):
+        Submitter(od, env).poll_live(wait=False, poll_interval=0)
+    sv = survey(od, compile_ready=False)
+    report = _report(sv, len(od.state.live()))
+    counts = [v.counts for v in sv.stages if v.counts is not None]
+    return {
+        "requests": sum(c.requests for c in counts),
+        "ok": report.done,
+        "failed": report.given_up,
+        "given_up": report.given_up,
+        "in_flight": sum(c.in_flight for c in counts),
+        "to_send": sum(c.to_send for c in counts),
+        "stages": report.stages,
+        "jobs": [{"name": j.name, "runtime": j.runtime, "model": j.model, "stage": j.stage, "status": j.status,
+                  "vendor_id": j.vendor_id, "requests": j.requests, "attempt": j.attempt,
+                  **({"error": j.error} if j.error else {})} for j in od.state.jobs.values()],
+    }
+
+
+def cancel(out_dir: str | Path, env: dict[str, str] | None = None) -> list[str]:
+    """Cancel every live batch job, whatever its stage; finished results are fetched by the next submit/status."""
+    od = OutputDir.open(out_dir)
+    sub = Submitter(od, env)
+    cancelled = []
+    for job in od.state.live():
+        if job.vendor_id and job.status == "submitted":
+            sub.runtime(job.runtime).cancel(job)
+            cancelled.append(job.name)
+        elif job.status in ("prepared", "creating") and job.vendor_id is None:
+            od.state.update(job, status="cancelled")
+            cancelled.append(job.name)
+    return cancelled
+
+
+def run(spec_or_path: Any, out_dir: str | Path | None = None, *, poll_interval: float = 30.0,
+        concurrency: int | None = None, prices: str | Path | None = None, env: dict[str, str] | None = None,
+        output: str | Path | None = None, on_progress: Progress | None = None) -> tuple[Any, Any]:
+    """compile -> submit (every stage, waiting) -> collect, resumable: run it again after a kill.
+
+    Returns (CompileResult of the first stage, CollectReport).
+    """
+    from . import api
+    from .dataset import collect_to
+
+    result = api.compile(spec_or_path, out_dir, prices=prices)
+    if on_progress is not None:
+        on_progress(f"compiled {result.requests:,} requests into {result.out_dir}")
+    advance(result.out_dir, wait=True, poll_interval=poll_interval, concurrency=concurrency, env=env,
+            prices=PriceTable.load(prices), on_progress=on_progress)
+    return result, collect_to(result.out_dir, output, prices)
+
+
+__all__ = ["StageView", "SubmitReport", "Survey", "advance", "cancel", "run", "status", "survey"]
