@@ -41,6 +41,32 @@ prices_option = click.option("--prices", type=click.Path(dir_okay=False),
                              help="Price table (JSON/YAML) merged over the built-in one.")
 
 
+def _runtime_errors(fn: Any) -> Any:
+    """Map runtime-side failures to exit codes: bad input 2, runtime failure 1, interrupt 130."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from datafast.runtimes import RuntimeConfigError, RuntimeFailure
+
+        from .outdir import BadInput
+
+        try:
+            return fn(*args, **kwargs)
+        except SpecError as err:
+            _fail_input(err)
+        except (BadInput, RuntimeConfigError) as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(2)
+        except RuntimeFailure as err:
+            raise click.ClickException(str(err)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted: nothing is lost; run the same command again to resume", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
 @main.command("compile")
 @click.argument("spec")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), help="Output dir (default build/<name>).")
@@ -64,14 +90,23 @@ def compile_cmd(spec: str, out_dir: str | None, strict: bool, prices: str | None
 @click.argument("spec")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @prices_option
+@_runtime_errors
 def plan_cmd(spec: str, as_json: bool, prices: str | None) -> None:
-    """Show requests, estimated tokens and cost of SPEC; writes nothing."""
+    """Show requests, estimated tokens and cost of every stage of SPEC; writes nothing.
+
+    SPEC may also be the output dir of a run in progress: actual counts and tokens so far, plus the
+    projection of what remains.
+    """
     from . import api
 
-    try:
+    if Path(spec).is_dir():
+        from datafast.compiler.pricing import PriceTable
+
+        from .pipeline import plan_run
+
+        summary = plan_run(spec, PriceTable.load(prices))
+    else:
         summary = api.plan(spec, prices=prices)
-    except SpecError as err:
-        _fail_input(err)
     if as_json:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
     else:
@@ -120,32 +155,6 @@ def render_plan(summary: dict[str, Any]) -> str:
     if summary["warnings"]:
         lines += ["", *(f"warning: {w}" for w in summary["warnings"])]
     return "\n".join(lines)
-
-
-def _runtime_errors(fn: Any) -> Any:
-    """Map runtime-side failures to exit codes: bad input 2, runtime failure 1, interrupt 130."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from datafast.runtimes import RuntimeConfigError, RuntimeFailure
-
-        from .outdir import BadInput
-
-        try:
-            return fn(*args, **kwargs)
-        except SpecError as err:
-            _fail_input(err)
-        except (BadInput, RuntimeConfigError) as err:
-            click.echo(f"error: {err}", err=True)
-            sys.exit(2)
-        except RuntimeFailure as err:
-            raise click.ClickException(str(err)) from None
-        except KeyboardInterrupt:
-            click.echo("interrupted: nothing is lost; run the same command again to resume", err=True)
-            sys.exit(130)
-
-    return wrapper
 
 
 _QUIET = [False]

@@ -101,10 +101,12 @@ class _Job:
     max_attempts: int = MAX_ATTEMPTS
 
 
-def _collect_chunks(job: _Job, worker: int, workers: int, emit: Emit, keep: StageOutcomes | None = None) -> _Tally:
+def _collect_chunks(job: _Job, worker: int, workers: int, emit: Emit, keep: StageOutcomes | None = None,
+                    pending: set[str] | None = None) -> _Tally:
     """Collect every `workers`-th chunk of the stage's manifest starting at `worker`; emit each chunk's lines.
 
-    With `keep`, rows and the reasons of failed requests (by parent row) are also kept in memory.
+    With `keep`, rows and the reasons of failed requests (by parent row) are also kept in memory; with
+    `pending`, the ids of requests without a final result are added to it.
     """
     builder = RowBuilder(job.manifest.data)
     index = job.index
@@ -129,6 +131,8 @@ def _collect_chunks(job: _Job, worker: int, workers: int, emit: Emit, keep: Stag
             outcome = builder.outcome(request, result)
             if outcome is None:
                 tally.pending += 1
+                if pending is not None:
+                    pending.add(request["id"])
             elif outcome.reason is not None:
                 tally.rejected += 1
                 tally.reasons[outcome.reason.split(":")[0]] += 1
@@ -156,6 +160,23 @@ def stage_outcomes(od: OutputDir, manifest: Manifest, index: ResultIndex, in_fli
     keep = StageOutcomes()
     _collect_chunks(_Job(od, manifest, index, in_flight, max_attempts), 0, 1, lambda *_: None, keep)
     return keep
+
+
+@dataclass
+class StageProgress:
+    """A compiled stage so far: its outcomes, the ids still pending and the actual tokens per model."""
+
+    outcomes: StageOutcomes
+    pending: set[str]
+    usage: dict[str, tuple[int, int]]
+
+
+def stage_progress(od: OutputDir, manifest: Manifest, index: ResultIndex, in_flight: set[str],
+                   max_attempts: int = MAX_ATTEMPTS) -> StageProgress:
+    keep, pending = StageOutcomes(), set[str]()
+    tally = _collect_chunks(_Job(od, manifest, index, in_flight, max_attempts), 0, 1, lambda *_: None, keep,
+                            pending)
+    return StageProgress(keep, pending, {m: (t[0], t[1]) for m, t in tally.tokens.items()})
 
 
 def _worker(conn: Any, job: _Job, worker: int, workers: int) -> None:

@@ -219,6 +219,44 @@ def status(out_dir: str | Path, env: dict[str, str] | None = None, refresh: bool
     }
 
 
+def plan_run(out_dir: str | Path, prices: PriceTable | None = None) -> dict[str, Any]:
+    """`plan DIR`: a run in progress, its actual requests and tokens so far plus the projection of the rest.
+
+    Compiled stages count their actual requests; their answered requests their actual tokens (from the
+    vendors' usage), their pending ones estimates and simulated answers; stages not compiled yet are
+    projected from those rows (`compiler.projection.project`). Same shape as `plan SPEC`. Writes nothing.
+    """
+    from datafast.compiler.build import Summary, _items_per_answer
+    from datafast.compiler.projection import KnownStage, project
+
+    from .dataset import stage_progress
+
+    od = OutputDir.open(out_dir)
+    prices = prices or PriceTable.load()
+    prepared = od.prepared()
+    in_flight = in_flight_ids(od)
+    known: dict[str, KnownStage] = {}
+    with od.store.index() as index:
+        sv = survey(od, compile_ready=False, index=index)
+        for view in sv.stages:
+            if view.manifest is not None:
+                progress = stage_progress(od, view.manifest, index, in_flight)
+                known[view.name] = KnownStage(list(od.requests(view.name)), progress.outcomes.rows,
+                                              progress.pending, progress.usage)
+    first = prepared.stages[0]
+    summary = Summary(prices)
+    items = _items_per_answer(prepared.spec, first)
+    for request in known[first.name].requests:
+        summary.add(request, items)
+    projection = project(prepared, prices, known)
+    result = {"name": od.manifest.name, "type": od.manifest.type, "stage": first.name, **summary.as_dict(),
+              "stages": projection["stages"], "rounds": projection["rounds"], "sampled": projection["sampled"],
+              "warnings": list(od.manifest.warnings), "run": {"dir": str(od.path), "stages": [
+                  v.as_dict() for v in sv.stages]}}
+    result["estimate"]["projected_total"] = {**projection["total"], "note": projection["note"]}
+    return result
+
+
 def cancel(out_dir: str | Path, env: dict[str, str] | None = None) -> list[str]:
     """Cancel every live batch job, whatever its stage; finished results are fetched by the next submit/status."""
     od = OutputDir.open(out_dir)
@@ -252,4 +290,4 @@ def run(spec_or_path: Any, out_dir: str | Path | None = None, *, poll_interval: 
     return result, collect_to(result.out_dir, output, prices)
 
 
-__all__ = ["StageView", "SubmitReport", "Survey", "advance", "cancel", "run", "status", "survey"]
+__all__ = ["StageView", "SubmitReport", "Survey", "advance", "cancel", "plan_run", "run", "status", "survey"]

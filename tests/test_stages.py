@@ -234,8 +234,12 @@ def test_custom_chosen_prompt_changes_only_chosen_requests():
     assert set(ids(default, "chosen", {"questions": rows})).isdisjoint(ids(custom, "chosen", {"questions": rows}))
     chosen = list(stage_requests(custom, custom.stage("chosen"), {"questions": rows}))
     assert chosen[0]["messages"][-1]["content"] == "Expert answer (en) to Question 0? using Doc."
-    answered = {"chosen": [answer_rows(custom, "chosen", chosen[0], {"response": "It {is} 42."})[0]], "rejected": []}
+    rejected = list(stage_requests(custom, custom.stage("rejected"), {"questions": rows}))
+    answered = {"chosen": [answer_rows(custom, "chosen", chosen[0], {"response": "It {is} 42."})[0]],
+                "rejected": [answer_rows(custom, "rejected", r, {"response": "No."})[0] for r in rejected]}
     judge = list(stage_requests(custom, custom.stage("judge"), answered))
+    # only the first question has both answers: only its pair is judged
+    assert len(judge) == 2 and {r["meta"]["judged"] for r in judge} == {"chosen", "rejected"}
     assert judge[0]["messages"][-1]["content"] == "Score It {is} 42. for Question 0?."
 
 

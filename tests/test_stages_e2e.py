@@ -222,6 +222,8 @@ def test_a_terminal_failure_breaks_only_its_chain(tmp_path, emulator_factory):
     item_level = [r for r in rejects if r.get("level") == "item"]
     assert len(item_level) == 1 and item_level[0]["stage"] == "chosen" and "truncated" in item_level[0]["reason"]
     assert emus["anthropic"].submissions(chosen[0]) == 1  # terminal: reported, not blindly resent
+    judged = [r for stage, _, _ in all_requests(out) for r in [stage] if r == "judge"]
+    assert len(judged) == 2 * (len(chosen) - 1)  # the broken pair's surviving answer is not judged
     assert collected.requests == collected.producing + collected.rejected + collected.pending
 
 
@@ -301,3 +303,25 @@ def test_status_and_collect_before_later_stages_exist(tmp_path, emulator_factory
     assert collected.pending == collected.requests and collected.items["pending"] == 0
     result = cli("status", out)
     assert result.exit_code == 0 and "chosen" in result.stdout and "waits for questions" in result.stdout
+
+
+@pytest.mark.emulator(batch_delay=0.3)
+def test_plan_dir_shows_actual_counts_and_projects_the_rest(tmp_path, openai_emulator, anthropic_emulator,
+                                                           ollama_emulator, cli):
+    from datafast.pipeline import plan_run
+
+    emus = {"openai": openai_emulator, "anthropic": anthropic_emulator, "ollama": ollama_emulator}
+    out = compile_spec(tmp_path, PREFERENCE)
+    advance(out, env=env_for(emus))  # questions sent, still running
+    early = {s["stage"]: s for s in plan_run(out)["stages"]}
+    assert not early["questions"]["projected"] and early["chosen"]["projected"] and early["judge"]["projected"]
+    assert early["questions"]["remaining"]["requests"] == len(PREFERENCE["input_documents"])
+    while not advance(out, env=env_for(emus)).finished:
+        time.sleep(0.2)
+    done = {s["stage"]: s for s in plan_run(out)["stages"]}
+    actual = Counter(stage for stage, _, _ in all_requests(out))
+    assert {name: s["requests"] for name, s in done.items()} == dict(actual)
+    assert not any(s["projected"] for s in done.values())
+    assert all(s["remaining"]["requests"] == 0 for s in done.values())
+    printed = cli("plan", out)
+    assert printed.exit_code == 0 and "judge" in printed.stdout and "~judge" not in printed.stdout

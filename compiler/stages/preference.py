@@ -126,8 +126,14 @@ def _answer_builder(role: str, prompt: StagePrompt) -> Any:
 def _build_judge(spec: PreferenceDatasetConfig, ctx: BuildContext, inputs: Mapping[str, Iterable[Row]]) -> Iterator[BasePrompt]:
     system = system_message(JUDGE_SCHEMA)
     template = JUDGE_PROMPT.template(spec)
+    answers = {stage: list(inputs[stage]) for stage in ("chosen", "rejected")}
+    # a question missing either answer can never become a pair: judging the other one would be money spent on
+    # nothing (its chain is already a reject naming the stage that failed)
+    paired = {r["parent"] for r in answers["chosen"]} & {r["parent"] for r in answers["rejected"]}
     for stage in ("chosen", "rejected"):
-        for row in inputs[stage]:
+        for row in answers[stage]:
+            if row["parent"] not in paired:
+                continue
             filled = template.fill({"document": row["document"], "question": row["question"],
                                     "response": row["response"], "language_code": row["language"],
                                     "language_name": language_name(spec, row["language"])})
