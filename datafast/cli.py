@@ -295,9 +295,10 @@ def render_samples(dataset: Path, count: int = 3) -> str:
             if len(lines) > count:
                 break
             row = json.loads(line)
-            tag = row.get("label") or row.get("topic") or row.get("stage", "")
-            body = row.get("text") or json.dumps({k: v for k, v in row.items() if k not in PROVENANCE},
-                                                 ensure_ascii=False)
+            tag = row.get("label") or row.get("topic") or row.get("stage") or row.get("language", "")
+            # the field a reader looks at first: the text, the question, the opening of a conversation
+            body = row.get("text") or row.get("question") or row.get("opening_question") or json.dumps(
+                {k: v for k, v in row.items() if k not in PROVENANCE}, ensure_ascii=False)
             body = " ".join(str(body).split())
             lines.append(f"  [{tag}] {body[:110]}{'...' if len(body) > 110 else ''}")
     return "\n".join(lines) if len(lines) > 1 else "sample rows: none"
