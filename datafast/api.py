@@ -60,7 +60,7 @@ def compile(
     target = Path(out_dir) if out_dir is not None else default_out_dir(prepared.spec)
     try:
         result = OutputDir(target).write_first_stage(prepared, prices=PriceTable.load(prices), strict=strict,
-                                                     limits=limits)
+                                                     limits=limits, on_wait=log.warning)
     except (UnsupportedFeature, RenderError, JobFileError) as exc:
         # what the vendor files cannot carry is a problem of the spec (or of --strict): nothing was written
         field = ""

@@ -102,7 +102,12 @@ def plan_cmd(spec: str, as_json: bool, prices: str | None) -> None:
     if Path(spec).is_dir():
         from datafast.compiler.pricing import PriceTable
 
+        from .outdir import BadInput
         from .pipeline import plan_run
+
+        if not (Path(spec) / "manifest.json").is_file():
+            raise BadInput(f"{spec}: is a directory with no compiled manifest; plan takes a spec file, or the "
+                           "output dir of a compiled run")
 
         summary = plan_run(spec, PriceTable.load(prices))
     else:

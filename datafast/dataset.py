@@ -24,10 +24,12 @@ from datafast.compiler.pricing import PriceTable
 from datafast.compiler.stages import StageOutcomes, assembler_for
 from datafast.runtimes.store import ResultIndex
 
+from .logs import get_logger
 from .outdir import BadInput, Manifest, OutputDir
 from .runner import MAX_ATTEMPTS, in_flight_ids
 
 FORMATS = (".jsonl", ".parquet")
+log = get_logger("collect")
 
 
 @dataclass
@@ -197,12 +199,17 @@ def collect_to(out_dir: str | Path, output: str | Path | None = None, prices: st
     Raises:
         NotCompiled, BadInput: no compiled dir, or an output format other than .jsonl/.parquet (exit 2).
     """
-    from .pipeline import StageView, survey
-
     od = OutputDir.open(out_dir)
     target = Path(output) if output is not None else od.dataset_path
     if target.suffix not in FORMATS:
         raise BadInput(f"{target}: output must end in {' or '.join(FORMATS)}")
+    with od.lock(on_wait=log.warning):
+        return _collect(od, target, prices)
+
+
+def _collect(od: OutputDir, target: Path, prices: str | Path | None) -> CollectReport:
+    from .pipeline import StageView, survey
+
     in_flight = in_flight_ids(od)
     (od.path / "rows").mkdir(exist_ok=True)
     outcomes: dict[str, StageOutcomes] = {}

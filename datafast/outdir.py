@@ -13,9 +13,13 @@ files or the new ones, never a mix that could be submitted.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
-from collections.abc import Iterable, Iterator, Mapping
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -32,6 +36,12 @@ from datafast.runtimes.store import ResultStore, State
 
 STAGES_DIR = "stages"
 ROWS_DIR = "rows"
+LOCK_FILE = ".datafast.lock"
+LOCK_INFO = ".datafast.lock.json"
+
+# one lock object per dir in this process: flock locks are per open file, so a second FileLock on the same
+# path in the same process would wait for itself; one shared, re-entrant object does not
+_LOCKS: dict[Path, Any] = {}
 
 
 class BadInput(ValueError):
@@ -195,10 +205,21 @@ class OutputDir:
         return Prepared(self.spec, self.path.resolve(), LineMap(None), [], 0)
 
     def write_first_stage(self, prepared: Prepared, *, prices: PriceTable | None = None, strict: bool = False,
-                          limits: Mapping[str, Mapping[str, int]] | None = None) -> CompileResult:
-        """Compile the first stage into the dir: staged, then moved into place; runtime state is kept."""
+                          limits: Mapping[str, Mapping[str, int]] | None = None,
+                          on_wait: Callable[[str], None] | None = None) -> CompileResult:
+        """Compile the first stage into the dir, under its lock: staged, then moved into place; runtime state
+        is kept. A failed compile into a new dir leaves no dir."""
         created = not self.path.exists()
-        self.path.mkdir(parents=True, exist_ok=True)
+        with self.lock(on_wait):
+            try:
+                return self._write_first_stage(prepared, prices, strict, limits)
+            except BaseException:
+                if created:  # nothing written: not even the dir (its lock file goes with it)
+                    shutil.rmtree(self.path, ignore_errors=True)
+                raise
+
+    def _write_first_stage(self, prepared: Prepared, prices: PriceTable | None, strict: bool,
+                           limits: Mapping[str, Mapping[str, int]] | None) -> CompileResult:
         staging = self.path / ".compile-staging"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
@@ -207,8 +228,6 @@ class OutputDir:
                                  limits=limits)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
-            if created:
-                shutil.rmtree(self.path, ignore_errors=True)
             raise
         old_jobs = self.path / "jobs"
         if old_jobs.exists():
@@ -247,6 +266,64 @@ class OutputDir:
         manifest = self.stage_manifest(stage)
         assert manifest is not None
         return manifest
+
+    # -- one process at a time --------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Hold the dir's lock (`.datafast.lock`, an OS file lock released even when the process is killed).
+
+        Whatever changes the dir (compile, submit, run, cancel, collect) holds it, so two processes on one
+        dir never both create a batch or lose each other's state writes. A second process waits, after
+        saying which process holds the dir (`on_wait`). Re-entrant within a process.
+        """
+        from filelock import FileLock, Timeout
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        key = self.path.resolve()
+        lock = _LOCKS.get(key)
+        if lock is None:
+            lock = _LOCKS[key] = FileLock(str(key / LOCK_FILE))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if on_wait is not None:
+                on_wait(f"{self.path}: {self.holder() or 'another datafast process'} is working on this dir; "
+                        "waiting for it to finish (Ctrl-C to stop waiting: nothing is lost)")
+            lock.acquire()
+        try:
+            if lock.lock_counter == 1:
+                info = {"pid": os.getpid(), "command": " ".join(sys.argv[:3]), "since": time.time()}
+                (self.path / LOCK_INFO).write_text(json.dumps(info), encoding="utf-8")
+                self.reload_state()  # the previous holder may have changed it
+            yield
+        finally:
+            if lock.lock_counter == 1:
+                with contextlib.suppress(OSError):
+                    (self.path / LOCK_INFO).unlink()
+            lock.release()
+
+    def holder(self) -> str | None:
+        """Who holds the dir's lock, as recorded by the holder ('process 123 (datafast submit ...)'), if known."""
+        try:
+            info = json.loads((self.path / LOCK_INFO).read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        return f"process {info.get('pid')} ({info.get('command', '?')})"
+
+    def is_locked(self) -> bool:
+        """Whether another process holds the dir's lock now (for read-only commands that must not wait)."""
+        from filelock import FileLock, Timeout
+
+        key = self.path.resolve()
+        if key in _LOCKS and _LOCKS[key].is_locked:
+            return False  # this process holds it
+        probe = FileLock(str(key / LOCK_FILE))
+        try:
+            probe.acquire(timeout=0)
+        except Timeout:
+            return True
+        probe.release()
+        return False
 
     # -- runtime state and collected files ------------------------------------------------------------------
     @cached_property

@@ -173,6 +173,12 @@ def advance(out_dir: str | Path, *, wait: bool = False, poll_interval: float = 3
     """
     od = OutputDir.open(out_dir)
     sub = Submitter(od, env, max_tokens=max_tokens, on_progress=on_progress)
+    with od.lock(on_wait=sub.progress):
+        return _advance(od, sub, wait, poll_interval, retry_failed, max_attempts, concurrency, prices)
+
+
+def _advance(od: OutputDir, sub: Submitter, wait: bool, poll_interval: float, retry_failed: bool,
+             max_attempts: int, concurrency: int | None, prices: PriceTable | None) -> SubmitReport:
     progress = sub.progress
     if od.state.manifest_hash != od.manifest.spec_hash:
         od.state.manifest_hash = od.manifest.spec_hash  # the latest manifest submitted from this dir
@@ -200,8 +206,13 @@ def status(out_dir: str | Path, env: dict[str, str] | None = None, refresh: bool
     With `refresh`, live jobs are polled once (and fetched if ended); nothing is compiled or sent.
     """
     od = OutputDir.open(out_dir)
+    note = None
     if refresh and any(j.status in ("submitted", "ended") for j in od.state.live()):
-        Submitter(od, env).poll_live(wait=False, poll_interval=0)
+        if od.is_locked():  # never wait, never write next to a running submit: show what it recorded
+            note = f"{od.holder() or 'another datafast process'} is working on this dir: recorded state, not polled"
+        else:
+            with od.lock():
+                Submitter(od, env).poll_live(wait=False, poll_interval=0)
     sv = survey(od, compile_ready=False)
     report = _report(sv, len(od.state.live()))
     counts = [v.counts for v in sv.stages if v.counts is not None]
@@ -216,6 +227,7 @@ def status(out_dir: str | Path, env: dict[str, str] | None = None, refresh: bool
         "jobs": [{"name": j.name, "runtime": j.runtime, "model": j.model, "stage": j.stage, "status": j.status,
                   "vendor_id": j.vendor_id, "requests": j.requests, "attempt": j.attempt,
                   **({"error": j.error} if j.error else {})} for j in od.state.jobs.values()],
+        **({"note": note} if note else {}),
     }
 
 
@@ -261,6 +273,11 @@ def cancel(out_dir: str | Path, env: dict[str, str] | None = None) -> list[str]:
     """Cancel every live batch job, whatever its stage; finished results are fetched by the next submit/status."""
     od = OutputDir.open(out_dir)
     sub = Submitter(od, env)
+    with od.lock(on_wait=sub.progress):
+        return _cancel(od, sub)
+
+
+def _cancel(od: OutputDir, sub: Submitter) -> list[str]:
     cancelled = []
     for job in od.state.live():
         if job.vendor_id and job.status == "submitted":
@@ -285,9 +302,10 @@ def run(spec_or_path: Any, out_dir: str | Path | None = None, *, poll_interval: 
     result = api.compile(spec_or_path, out_dir, prices=prices)
     if on_progress is not None:
         on_progress(f"compiled {result.requests:,} requests into {result.out_dir}")
-    advance(result.out_dir, wait=True, poll_interval=poll_interval, concurrency=concurrency, env=env,
-            prices=PriceTable.load(prices), on_progress=on_progress)
-    return result, collect_to(result.out_dir, output, prices)
+    with OutputDir(result.out_dir).lock(on_wait=on_progress):  # compile to collect, one process at a time
+        advance(result.out_dir, wait=True, poll_interval=poll_interval, concurrency=concurrency, env=env,
+                prices=PriceTable.load(prices), on_progress=on_progress)
+        return result, collect_to(result.out_dir, output, prices)
 
 
 __all__ = ["StageView", "SubmitReport", "Survey", "advance", "cancel", "plan_run", "run", "status", "survey"]

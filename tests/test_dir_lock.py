@@ -1,0 +1,60 @@
+"""One output dir, several datafast processes: never a duplicate batch, never a lost state write."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from datafast.outdir import OutputDir
+from datafast.pipeline import status
+
+from .conftest import REPO
+from .test_submit_openai import compile_spec
+from .test_submit_vendors import SPEC
+
+
+@pytest.mark.emulator(batch_delay=0.5)
+def test_two_submits_at_once_create_each_batch_once(tmp_path, anthropic_emulator, gemini_emulator):
+    out, ids = compile_spec(tmp_path, SPEC)
+    env = {**os.environ, "ANTHROPIC_API_KEY": "test", "ANTHROPIC_BASE_URL": anthropic_emulator.base_url,
+           "GEMINI_API_KEY": "test", "GOOGLE_GEMINI_BASE_URL": gemini_emulator.base_url}
+    command = [sys.executable, "-m", "datafast.cli", "submit", str(out), "--wait", "--poll-interval", "0.05"]
+    procs = [subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    for emu in (anthropic_emulator, gemini_emulator):
+        assert len(emu.stats()["batches"]) == 1
+    assert all(max(anthropic_emulator.submissions(i), gemini_emulator.submissions(i)) == 1 for i in ids)
+    jobs = json.loads((out / "state.json").read_text())["jobs"]
+    assert len(jobs) == 2 and {j["status"] for j in jobs} == {"fetched"}
+    # the one that waited said for whom
+    assert any("is working on this dir" in err for _, err in outputs)
+
+
+def test_status_does_not_wait_for_a_busy_dir(tmp_path):
+    out, _ = compile_spec(tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom datafast.outdir import OutputDir\n"
+         "with OutputDir(sys.argv[1]).lock():\n    print('held', flush=True)\n    time.sleep(30)", str(out)],
+        cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        od = OutputDir(out)
+        assert od.is_locked() and f"process {holder.pid}" in (od.holder() or "")
+        # a job recorded as live makes status want to poll: it must not, and must say why
+        state = json.loads((out / "state.json").read_text()) if (out / "state.json").exists() else {"jobs": []}
+        state["jobs"] = [{"name": "openai-x-a1", "runtime": "openai", "model": "openai:gpt-4.1-mini",
+                          "stage": "generate", "file": "submit/x.jsonl", "requests": 1, "status": "submitted",
+                          "vendor_id": "batch_x"}]
+        (out / "state.json").write_text(json.dumps(state))
+        info = status(out, env={})  # had it waited, the holder would be gone and there would be no note
+        assert "is working on this dir" in info["note"]
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not OutputDir(out).is_locked()  # a killed holder releases the lock
