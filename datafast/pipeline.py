@@ -195,7 +195,7 @@ def _advance(od: OutputDir, sub: Submitter, wait: bool, poll_interval: float, re
         if any(j.status == "submitted" for j in od.state.live()):
             break  # not waiting: the next submit picks up from here
         if sv.plan.empty and not sv.compiled_now and not ended:
-            break  # nothing sent, compiled or fetched: every stage is as far as it can go
+            return _report(sv, len(od.state.live()))  # nothing sent, compiled or fetched: as far as it goes
     final = survey(od, compile_ready=False, max_attempts=max_attempts)
     return _report(final, len(od.state.live()))
 

@@ -220,8 +220,10 @@ class Submitter:
 
     def poll_and_fetch(self, job: Job) -> Poll | None:
         adapter: BatchRuntime = self.runtime(job.runtime)
+        noted = dict(job.vendor)
         poll = adapter.poll(job)
-        self.od.state.save()  # the adapter may have noted output file ids
+        if job.vendor != noted:
+            self.od.state.save()  # the adapter noted something (output file ids, status): keep it
         if poll.state == "running":
             return poll
         if poll.state == "failed":
