@@ -60,6 +60,9 @@ def _runtime_errors(fn: Any) -> Any:
             sys.exit(2)
         except RuntimeFailure as err:
             raise click.ClickException(str(err)) from None
+        except OSError as err:  # an output path that cannot be written (missing dir, read-only, full disk)
+            where = f": {err.filename}" if err.filename else ""
+            raise click.ClickException(f"{err.strerror or err}{where}") from None
         except KeyboardInterrupt:
             click.echo("interrupted: nothing is lost; run the same command again to resume", err=True)
             sys.exit(130)
@@ -233,9 +236,11 @@ def status_cmd(out_dir: str, as_json: bool) -> None:
 def cancel_cmd(out_dir: str, yes: bool) -> None:
     """Cancel the live batch jobs of OUT_DIR (finished results are kept)."""
     from .outdir import OutputDir
-    from .pipeline import cancel
+    from .pipeline import cancel, ensure_idle
 
-    live = [j for j in OutputDir.open(out_dir).state.live() if j.status != "ended"]
+    od = OutputDir.open(out_dir)
+    ensure_idle(od, "cancel")
+    live = [j for j in od.state.live() if j.status != "ended"]
     if not live:
         click.echo(f"{out_dir}: no live jobs")
         return

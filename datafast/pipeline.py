@@ -22,7 +22,7 @@ from datafast.runtimes.store import ResultIndex
 
 from .logs import get_logger
 from .outdir import Manifest, OutputDir, rows_hash
-from .runner import MAX_ATTEMPTS, Plan, StageCounts, Submitter, in_flight_ids, plan_round
+from .runner import MAX_ATTEMPTS, Plan, RuntimeFailure, StageCounts, Submitter, in_flight_ids, plan_round
 
 log = get_logger("pipeline")
 
@@ -70,7 +70,8 @@ class Survey:
         return next(v for v in self.stages if v.name == stage)
 
 
-def survey(od: OutputDir, *, compile_ready: bool, retry_failed: bool = False, max_attempts: int = MAX_ATTEMPTS,
+def survey(od: OutputDir, *, compile_ready: bool, retry_failed: Callable[[str], bool] | None = None,
+           max_attempts: int = MAX_ATTEMPTS,
            prices: PriceTable | None = None, progress: Progress | None = None,
            index: ResultIndex | None = None) -> Survey:
     """Where every stage stands; with `compile_ready`, compile each later stage whose inputs are complete.
@@ -183,14 +184,21 @@ def _advance(od: OutputDir, sub: Submitter, wait: bool, poll_interval: float, re
     if od.state.manifest_hash != od.manifest.spec_hash:
         od.state.manifest_hash = od.manifest.spec_hash  # the latest manifest submitted from this dir
         od.state.save()
+    # --retry-failed resends each failed request once in this call, in whatever stage and round it is found
+    # (a stage recompiled after its inputs were retried is found in a later round)
+    resent: set[str] = set()
+    forced = (lambda rid: rid not in resent) if retry_failed else None
     # every round sends, compiles, fetches or ends the loop; sends are bounded by attempts, compiles by stages
     rounds = 2 * (len(od.stage_names) + 1) * (max_attempts + 2) + 2
-    for round_no in range(rounds):
+    for _round in range(rounds):
         sub.resume_creations()
-        sv = survey(od, compile_ready=True, retry_failed=retry_failed and round_no == 0,
-                    max_attempts=max_attempts, prices=prices, progress=progress)
+        sv = survey(od, compile_ready=True, retry_failed=forced, max_attempts=max_attempts, prices=prices,
+                    progress=progress)
         if not sv.plan.empty:
             sub.send(sv.plan, sv.manifests, concurrency)
+            for ids in sv.plan.batch.values():
+                resent |= ids
+            resent.update(r["id"] for requests in sv.plan.online.values() for r in requests)
         ended = sub.poll_live(wait, poll_interval)
         if any(j.status == "submitted" for j in od.state.live()):
             break  # not waiting: the next submit picks up from here
@@ -269,9 +277,18 @@ def plan_run(out_dir: str | Path, prices: PriceTable | None = None) -> dict[str,
     return result
 
 
+def ensure_idle(od: OutputDir, command: str) -> None:
+    """Refuse (RuntimeFailure) when another process is advancing the dir: waiting for it would wait for the
+    whole run, and acting beside it would race its next wave."""
+    if od.is_locked():
+        raise RuntimeFailure(command, f"{od.holder() or 'another datafast process'} is working on {od.path}: "
+                             f"stop it first (Ctrl-C; nothing is lost), then {command}")
+
+
 def cancel(out_dir: str | Path, env: dict[str, str] | None = None) -> list[str]:
     """Cancel every live batch job, whatever its stage; finished results are fetched by the next submit/status."""
     od = OutputDir.open(out_dir)
+    ensure_idle(od, "cancel")
     sub = Submitter(od, env)
     with od.lock(on_wait=sub.progress):
         return _cancel(od, sub)

@@ -86,10 +86,10 @@ def in_flight_ids(od: OutputDir) -> set[str]:
 
 
 def plan_round(od: OutputDir, manifests: Iterable[Manifest], index: ResultIndex, in_flight: set[str], *,
-               retry_failed: bool = False, max_attempts: int = MAX_ATTEMPTS) -> Plan:
+               retry_failed: Callable[[str], bool] | None = None, max_attempts: int = MAX_ATTEMPTS) -> Plan:
     """Which requests of the given stages still need sending: never one with an ok result or in a live job;
     a failed one if its error is retryable and it failed fewer than `max_attempts` times, or whatever its
-    error with `retry_failed`."""
+    error when `retry_failed(id)` says so (`submit --retry-failed`)."""
     plan = Plan()
     batch_of: dict[str, bool] = {}
     for manifest in manifests:
@@ -105,7 +105,8 @@ def plan_round(od: OutputDir, manifests: Iterable[Manifest], index: ResultIndex,
 
 
 def _plan_chunk(plan: Plan, counts: StageCounts, chunk: list[dict[str, Any]], index: ResultIndex,
-                in_flight: set[str], retry_failed: bool, max_attempts: int, batch_of: dict[str, bool]) -> None:
+                in_flight: set[str], retry_failed: Callable[[str], bool] | None, max_attempts: int,
+                batch_of: dict[str, bool]) -> None:
     for request, pos in zip(chunk, index.positions([r["id"] for r in chunk]).tolist(), strict=True):
         rid, runtime = request["id"], request["model"].partition(":")[0]
         counts.requests += 1
@@ -117,7 +118,7 @@ def _plan_chunk(plan: Plan, counts: StageCounts, chunk: list[dict[str, Any]], in
             continue
         if pos >= 0:
             retry = bool(index.retryable[pos]) and int(index.errors[pos]) < max_attempts
-            if not (retry or retry_failed):
+            if not (retry or (retry_failed is not None and retry_failed(rid))):
                 counts.failed += 1
                 continue
         counts.to_send += 1

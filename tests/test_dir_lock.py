@@ -58,3 +58,20 @@ def test_status_does_not_wait_for_a_busy_dir(tmp_path):
         holder.kill()
         holder.wait()
     assert not OutputDir(out).is_locked()  # a killed holder releases the lock
+
+
+def test_cancel_refuses_while_another_process_advances_the_dir(tmp_path, cli):
+    out, _ = compile_spec(tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom datafast.outdir import OutputDir\n"
+         "with OutputDir(sys.argv[1]).lock():\n    print('held', flush=True)\n    time.sleep(30)", str(out)],
+        cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        result = cli("cancel", out, "--yes")
+        assert result.exit_code == 1 and f"process {holder.pid}" in result.stderr
+        assert "stop it first" in result.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    assert cli("cancel", out, "--yes").exit_code == 0

@@ -325,3 +325,24 @@ def test_plan_dir_shows_actual_counts_and_projects_the_rest(tmp_path, openai_emu
     assert all(s["remaining"]["requests"] == 0 for s in done.values())
     printed = cli("plan", out)
     assert printed.exit_code == 0 and "judge" in printed.stdout and "~judge" not in printed.stdout
+
+
+def test_retry_failed_resends_failures_of_every_stage_in_one_call(tmp_path, emulator_factory):
+    probe = start(emulator_factory, "openai", "gemini")
+    first = compile_spec(tmp_path, MCQ, "probe")
+    advance(first, wait=True, poll_interval=0.01, env=env_for(probe))
+    questions = sorted(rid for stage, rid, _ in all_requests(first) if stage == "questions")
+    distractors = sorted((rid, model) for stage, rid, model in all_requests(first) if stage == "distractors")
+
+    emus = start(emulator_factory, "openai", "gemini")
+    emus["openai"].faults.add("refusal", request_id=questions[0])  # a question fails for good
+    rid, model = distractors[-1]  # a distractor (not from that question) fails for good
+    emus[model.partition(":")[0]].faults.error(rid, status=400, code="invalid_request_error")
+    out = compile_spec(tmp_path, MCQ, "run")
+    report = advance(out, wait=True, poll_interval=0.01, env=env_for(emus))
+    assert report.given_up == 2
+    again = advance(out, wait=True, poll_interval=0.01, retry_failed=True, env=env_for(emus))
+    # one --retry-failed resent both, the distractor in a stage recompiled after its question was retried
+    assert again.given_up == 0 and again.finished
+    assert emus["openai"].submissions(questions[0]) == 2
+    assert emus[model.partition(":")[0]].submissions(rid) == 2
