@@ -287,6 +287,9 @@ def render_collect(r: dict[str, Any]) -> str:
         lines.append("rows by class/topic: " + ", ".join(f"{k} {v:,}" for k, v in r["rows_by_label"].items()))
     if r["rejected"]:
         lines.append(f"rejected ({r['rejects']}): " + ", ".join(f"{k} {v:,}" for k, v in r["reasons"].items()))
+    if r["unwrapped"]:
+        lines.append("answers whose JSON came wrapped (extracted, raw text kept in results/): "
+                     + ", ".join(f"{k} {v:,}" for k, v in r["unwrapped"].items()))
     cost = r["usage"]["cost"]
     if r["usage"]["by_model"]:
         lines.append("usage: " + ", ".join(f"{m} {u['input_tokens']:,} in / {u['output_tokens']:,} out"

@@ -55,6 +55,7 @@ class CollectReport(_Counts):
     rejects: str = ""
     rows_by_label: dict[str, int] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)
+    unwrapped: dict[str, int] = field(default_factory=dict)  # answers whose JSON came in a wrapper, by wrapper
     usage: dict[str, Any] = field(default_factory=dict)
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     items: dict[str, Any] | None = None
@@ -73,6 +74,7 @@ class _Tally(_Counts):
 
     labels: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
+    unwrapped: Counter[str] = field(default_factory=Counter)
     tokens: dict[str, list[int]] = field(default_factory=dict)
 
     def merge(self, other: _Tally) -> None:
@@ -80,6 +82,7 @@ class _Tally(_Counts):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.labels.update(other.labels)
         self.reasons.update(other.reasons)
+        self.unwrapped.update(other.unwrapped)
         for model, (inp, out) in other.tokens.items():
             t = self.tokens.setdefault(model, [0, 0])
             t[0] += inp
@@ -131,6 +134,8 @@ def _collect_chunks(job: _Job, worker: int, workers: int, emit: Emit, keep: Stag
                         index.retryable[pos] and int(index.errors[pos]) < job.max_attempts)):
                     result = None  # to be retried, or being retried: pending, not rejected
             outcome = builder.outcome(request, result)
+            if outcome is not None and outcome.unwrapped is not None:
+                tally.unwrapped[outcome.unwrapped] += 1
             if outcome is None:
                 tally.pending += 1
                 if pending is not None:
@@ -266,6 +271,7 @@ def _collect(od: OutputDir, target: Path, prices: str | Path | None) -> CollectR
                            output=str(target), rejects=str(od.rejects_path), stages=stage_counts, items=items)
     report.rows_by_label = dict(sorted(labels.items()))
     report.reasons = dict(total.reasons.most_common())
+    report.unwrapped = dict(total.unwrapped.most_common())
     report.usage = _usage(total.tokens, PriceTable.load(prices))
     return report
 

@@ -16,11 +16,13 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from datafast.compiler.collect import RowBuilder, checked_result
 from datafast.runtimes import BatchRuntime, OnlineRuntime, RuntimeFailure, runtime_class
 from datafast.runtimes.base import Job, Poll, result
 from datafast.runtimes.store import ResultIndex, atomic_write
@@ -149,6 +151,14 @@ class Submitter:
         self._runtimes: dict[str, Any] = {}
         self.progress = on_progress or log.info
 
+    @cached_property
+    def builder(self) -> RowBuilder:
+        """Checks each stored answer (JSON, schema), so status, submit and collect agree on what is done."""
+        return RowBuilder(self.od.manifest.data)
+
+    def _schema_of_stage(self, stage: str) -> str:
+        return next(s.schema for s in self.od.manifest.stages if s.name == stage)
+
     def runtime(self, name: str) -> Any:
         if name not in self._runtimes:
             cls = runtime_class(name)
@@ -241,9 +251,10 @@ class Submitter:
         wanted = job_ids(job, self.od.path / job.file)
         carried = set(wanted)
         got: dict[str, dict[str, Any]] = {}
+        schema = self._schema_of_stage(job.stage)
         for r in adapter.fetch(job, self.od.store.raw_dir / job.name):
             if r["id"] in carried:  # a vendor line for an id this job did not carry is ignored
-                got[r["id"]] = r
+                got[r["id"]] = checked_result(self.builder, schema, r)
         kind = "cancelled" if poll.cancelled else "expired"
         missing = [result(rid, job.runtime, job.model, error_kind=kind,
                           error_message=f"no result in the vendor's files ({poll.vendor_status})")
@@ -294,7 +305,10 @@ class Submitter:
         done = Counter[str]()
         started = time.monotonic()
         with self.od.store.appender(name) as fh:
+            schemas = {r["id"]: r["schema"] for r in requests}
+
             def on_result(r: dict[str, Any]) -> None:
+                r = checked_result(self.builder, schemas[r["id"]], r)
                 fh.write(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n")
                 fh.flush()
                 done[r["status"]] += 1

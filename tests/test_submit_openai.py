@@ -80,24 +80,25 @@ def test_partial_failures_are_retried_and_terminal_ones_reported(tmp_path, opena
     emu.faults.error(ids[0], status=500)  # transient: resubmitted in a follow-up batch
     emu.faults.error(ids[1], status=400, message="bad request body")  # terminal
     emu.faults.add("truncated", request_id=ids[2])  # terminal: truncated answer
-    emu.faults.add("invalid_json", request_id=ids[3])  # ok status, rejected by collect
+    emu.faults.add("invalid_json", request_id=ids[3])  # arrived, but not an answer: terminal, like the others
     report = submit(out, wait=True, poll_interval=0.01, env=env_for(emu))
     assert emu.submissions(ids[0]) == 2 and emu.submissions(ids[1]) == 1 and emu.submissions(ids[2]) == 1
-    assert report.given_up == 2
+    assert emu.submissions(ids[3]) == 1
+    assert report.given_up == 3  # status, submit and collect agree: 3 failed
     collected = collect_to(out)
     assert (collected.producing, collected.rejected, collected.pending) == (3, 3, 0)
     rejects = {json.loads(x)["id"]: json.loads(x)["reason"] for x in (out / "rejects.jsonl").read_text().splitlines()}
     assert rejects[ids[1]].startswith("invalid_request: bad request body")
     assert rejects[ids[2]].startswith("truncated")
-    assert rejects[ids[3]].startswith("invalid JSON")
+    assert rejects[ids[3]].startswith("invalid_json: ")
     # terminal failures are resent only on request, with a larger token limit
     submit(out, wait=True, poll_interval=0.01, env=env_for(emu), retry_failed=True, max_tokens=4096)
-    assert emu.submissions(ids[1]) == 2 and emu.submissions(ids[2]) == 2
+    assert emu.submissions(ids[1]) == 2 and emu.submissions(ids[2]) == 2 and emu.submissions(ids[3]) == 2
     last = emu.stats()["batches"][-1]
-    assert set(last["request_ids"]) == {ids[1], ids[2]}
+    assert set(last["request_ids"]) == {ids[1], ids[2], ids[3]}
     assert all(json.loads(x)["body"]["max_completion_tokens"] == 4096
                for x in (out / "submit" / f"{status(out, env_for(emu))['jobs'][-1]['name']}.jsonl").read_text().splitlines())
-    assert collect_to(out).producing == 5  # invalid JSON answer was an ok result: not resent
+    assert collect_to(out).producing == 6  # the invalid-JSON answer was resent by --retry-failed too
 
 
 def test_expired_batch_resubmits_the_rest(tmp_path, openai_emulator):
