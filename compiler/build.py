@@ -159,11 +159,15 @@ def vendor_warnings(prepared: Prepared, strict: bool = False) -> list[str]:
 
     The first stage's job files report the same while they are written; checking the whole stage graph here
     also covers later stages (compiled from collected rows), so a user learns before paying for stage one.
-    With `strict`, the first problem raises `UnsupportedFeature`.
+    That includes each model's capabilities (`compiler.capabilities`: parameters it refuses, its maximum
+    output); whether prompts fit a model's window is checked per request, as job lines are rendered, for
+    every stage. With `strict`, the first problem raises `UnsupportedFeature`.
     """
+    from .capabilities import CapabilityTable
     from .vendors import RENDERERS, Diagnostics
 
     diagnostics = Diagnostics(strict=strict)
+    capabilities = CapabilityTable.from_environment()
     spec = prepared.spec
     schemas = {schema_key(s.name, s.schema): s.schema for s in prepared.stages}
     for stage in prepared.stages:
@@ -171,11 +175,15 @@ def vendor_warnings(prepared: Prepared, strict: bool = False) -> list[str]:
             renderer = RENDERERS.get(model.partition(":")[0])
             if renderer is None:
                 continue
-            probe = {"id": "0" * 32, "stage": stage.name, "model": model, "params": spec.generation.params(),
-                     "schema": schema_key(stage.name, stage.schema), "meta": {},
-                     "messages": [{"role": "system", "content": "-"}, {"role": "user", "content": "-"}]}
-            renderer(schemas, diagnostics).render(probe)
+            renderer(schemas, diagnostics, capabilities).render(_probe_request(spec, stage, model))
     return [str(w) for w in diagnostics.warnings]
+
+
+def _probe_request(spec: DatasetConfigBase, stage: Stage, model: str) -> dict[str, Any]:
+    """A request of `stage` for `model` with the stage's params and a minimal prompt, for `vendor_warnings`."""
+    return {"id": "0" * 32, "stage": stage.name, "model": model, "params": spec.generation.params(),
+            "schema": schema_key(stage.name, stage.schema), "meta": {},
+            "messages": [{"role": "system", "content": "-"}, {"role": "user", "content": "-"}]}
 
 
 def plan(prepared: Prepared, prices: PriceTable | None = None, *, sample_limit: int | None = None) -> dict[str, Any]:

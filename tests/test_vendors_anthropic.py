@@ -219,9 +219,55 @@ def test_temperature_with_top_p_sends_only_temperature_and_warns():
     assert "top_p" not in line["params"]
     parameter_warnings = [str(w) for w in diagnostics.warnings if w.schema_key is None]
     assert parameter_warnings == [
-        "anthropic: parameter 'top_p' for model 'claude-haiku-4-5' cannot be combined with temperature on newer "
-        "Claude models; only temperature is sent",
+        "anthropic: parameter 'top_p' for model 'claude-haiku-4-5' is refused together with 'temperature' by this "
+        "model (capabilities table); only 'temperature' is sent",
     ]
+
+
+def test_temperature_with_top_p_under_strict_is_an_error():
+    plain = {KEY: {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}}
+    renderer = AnthropicRenderer(plain, Diagnostics(strict=True))  # nothing to warn about but the parameter
+    renderer.render(make_request(model="anthropic:claude-sonnet-4-5", params={"max_tokens": 10, "top_p": 0.9}))
+    with pytest.raises(UnsupportedFeature, match="'top_p' for model 'claude-sonnet-4-5'") as info:
+        renderer.render(make_request(1, model="anthropic:claude-sonnet-4-5",
+                                     params={"max_tokens": 10, "temperature": 0.5, "top_p": 0.9}))
+    assert (info.value.schema_key, info.value.keyword) == (None, "top_p")
+
+
+def test_claude_3_models_take_temperature_with_top_p():
+    line, diagnostics = render(make_request(model="anthropic:claude-3-5-haiku-latest",
+                                            params={"max_tokens": 10, "temperature": 0.5, "top_p": 0.9}))
+    assert (line["params"]["temperature"], line["params"]["top_p"]) == (0.5, 0.9)
+    assert not [w for w in diagnostics.warnings if w.schema_key is None]
+
+
+@pytest.mark.parametrize("model", ["claude-opus-4-7", "claude-opus-4-7-20260416"])
+def test_models_without_sampling_parameters_get_neither(model):
+    line, diagnostics = render(make_request(model=f"anthropic:{model}",
+                                            params={"max_tokens": 10, "temperature": 0.5, "top_p": 0.9}))
+    assert "temperature" not in line["params"] and "top_p" not in line["params"]
+    assert line["params"]["max_tokens"] == 10
+    assert [str(w) for w in diagnostics.warnings if w.schema_key is None] == [
+        f"anthropic: parameter '{name}' for model '{model}' is refused by this model (capabilities table); not sent"
+        for name in ("temperature", "top_p")
+    ]
+
+
+def test_max_tokens_above_the_model_maximum_is_clamped():
+    line, diagnostics = render(make_request(params={"max_tokens": 100_000}))
+    assert line["params"]["max_tokens"] == 64_000
+    assert [str(w) for w in diagnostics.warnings if w.schema_key is None] == [
+        "anthropic: parameter 'max_tokens' for model 'claude-haiku-4-5' is 100,000, above the model's maximum "
+        "output of 64,000 tokens (capabilities table); 64,000 is sent",
+    ]
+
+
+def test_unknown_model_gets_no_capability_change():
+    line, diagnostics = render(make_request(model="anthropic:some-future-model",
+                                            params={"max_tokens": 500_000, "temperature": 0.5, "top_p": 0.9}))
+    assert (line["params"]["max_tokens"], line["params"]["temperature"], line["params"]["top_p"]) == \
+        (500_000, 0.5, 0.9)
+    assert not [w for w in diagnostics.warnings if w.schema_key is None]
 
 
 def test_top_p_alone_is_sent():

@@ -116,6 +116,31 @@ def test_unset_parameters_are_not_sent():
     assert set(line["request"]["generationConfig"]) == {"responseMimeType", "responseJsonSchema", "maxOutputTokens"}
 
 
+def test_max_tokens_above_the_model_maximum_is_clamped():
+    line, diagnostics = render(make_request(model="gemini:gemini-2.0-flash", params={"max_tokens": 20_000}))
+    assert line["request"]["generationConfig"]["maxOutputTokens"] == 8_192
+    assert [str(w) for w in diagnostics.warnings if w.schema_key is None] == [
+        "gemini: parameter 'max_tokens' for model 'gemini-2.0-flash' is 20,000, above the model's maximum output "
+        "of 8,192 tokens (capabilities table); 8,192 is sent",
+    ]
+    line, _ = render(make_request(model="gemini:gemini-2.5-flash", params={"max_tokens": 20_000}))
+    assert line["request"]["generationConfig"]["maxOutputTokens"] == 20_000
+
+
+def test_prompt_over_the_input_limit_is_counted_without_max_tokens():
+    # Gemini bounds the prompt alone: 1,048,576 tokens; ~4 characters a token.
+    diagnostics = Diagnostics()
+    renderer = GeminiRenderer({KEY: SCHEMA}, diagnostics)
+    fits = [{"role": "user", "content": "x" * (4 * 1_048_000)}]
+    renderer.render(make_request(0, messages=fits, params={"max_tokens": 60_000}))
+    assert not [w for w in diagnostics.warnings if w.keyword == "context_window"]
+    renderer.render(make_request(1, messages=[{"role": "user", "content": "x" * (4 * 1_049_000)}]))
+    assert [str(w) for w in diagnostics.warnings if w.keyword == "context_window"] == [
+        f"gemini: 1 request for model 'gemini-2.5-flash' may not fit its input limit of 1,048,576 tokens "
+        f"(estimated prompt); the longest is '{1:032x}' at ~1,049,004 tokens",
+    ]
+
+
 def test_matches_the_sdk_rest_conversion():
     # google-genai's own snake_case -> REST converter for a batch request must give the same request body.
     batches = pytest.importorskip("google.genai.batches")

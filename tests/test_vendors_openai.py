@@ -160,6 +160,53 @@ def test_parameter_mapping():
     assert not [w for w in diagnostics.warnings if w.schema_key is None]
 
 
+@pytest.mark.parametrize("model", ["o3-mini", "gpt-5-mini", "o3-mini-2025-01-31", "gpt-5"])
+def test_reasoning_models_get_no_sampling_parameters(model):
+    line, _, diagnostics = render(make_request(model=f"openai:{model}",
+                                               params={"max_tokens": 300, "temperature": 0.7, "top_p": 0.5, "seed": 9}))
+    body = line["body"]
+    assert "temperature" not in body and "top_p" not in body
+    assert body["seed"] == 9
+    assert body["max_completion_tokens"] == 300 and "max_tokens" not in body  # reasoning models refuse max_tokens
+    assert [str(w) for w in diagnostics.warnings if w.schema_key is None] == [
+        f"openai: parameter '{name}' for model '{model}' is refused by this model (capabilities table); not sent"
+        for name in ("temperature", "top_p")
+    ]
+
+
+@pytest.mark.parametrize("model", ["gpt-4.1-mini", "gpt-5-chat-latest", "gpt-5.1"])
+def test_models_that_take_sampling_parameters_keep_them(model):
+    line, _, diagnostics = render(make_request(model=f"openai:{model}",
+                                               params={"max_tokens": 300, "temperature": 0.7, "top_p": 0.5}))
+    assert (line["body"]["temperature"], line["body"]["top_p"]) == (0.7, 0.5)
+    assert not [w for w in diagnostics.warnings if w.schema_key is None]
+
+
+def test_refused_parameter_under_strict_is_an_error():
+    plain = {"s": {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"],
+                   "additionalProperties": False}}  # nothing to warn about but the parameter
+    render(make_request(schema="s", params={"max_tokens": 10, "temperature": 0.7}), plain, strict=True)
+    with pytest.raises(UnsupportedFeature, match="'temperature' for model 'o3-mini'") as info:
+        render(make_request(model="openai:o3-mini", schema="s", params={"max_tokens": 10, "temperature": 0.7}),
+               plain, strict=True)
+    assert (info.value.schema_key, info.value.keyword, info.value.path) == (None, "temperature", "params.temperature")
+
+
+def test_max_tokens_above_the_model_maximum_is_clamped_in_the_line():
+    line, _, diagnostics = render(make_request(model="openai:gpt-4o-mini", params={"max_tokens": 50_000}))
+    assert line["body"]["max_completion_tokens"] == 16_384
+    assert [w.keyword for w in diagnostics.warnings if w.schema_key is None] == ["max_tokens"]
+    line, _, diagnostics = render(make_request(model="openai:gpt-4o-mini", params={"max_tokens": 16_384}))
+    assert line["body"]["max_completion_tokens"] == 16_384
+    assert not [w for w in diagnostics.warnings if w.schema_key is None]
+
+
+def test_reasoning_model_body_validates(chat_request_validator):
+    line, _, _ = render(make_request(model="openai:o3-mini", params={"max_tokens": 200_000, "temperature": 0.7}))
+    assert line["body"]["max_completion_tokens"] == 100_000
+    assert not list(chat_request_validator.iter_errors(line["body"]))
+
+
 def test_unset_parameters_are_not_sent():
     line, _, _ = render(make_request(params={"max_tokens": 300}))
     assert not {"temperature", "top_p", "seed"} & set(line["body"])

@@ -157,7 +157,11 @@ def _is_primitive(value: object) -> bool:
 
 
 class AnthropicRenderer(Renderer):
-    """`{custom_id, params: {model, max_tokens, messages, system?, output_config, ...}}` lines."""
+    """`{custom_id, params: {model, max_tokens, messages, system?, output_config, ...}}` lines.
+
+    Which Claude models refuse temperature together with top_p, or sampling parameters altogether, is a
+    per-model fact kept in `data/capabilities.json` and applied by `Renderer.select_params`.
+    """
 
     vendor: ClassVar[str] = "anthropic"
     PARAMS: ClassVar[Mapping[str, str | None]] = {
@@ -172,14 +176,6 @@ class AnthropicRenderer(Renderer):
 
     def schema_part(self, schema_key: str, adapted: JSON) -> orjson.Fragment:
         return fragment({"format": {"type": "json_schema", "schema": adapted}})
-
-    def select_params(self, model_name: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
-        # Newer Claude models refuse temperature together with top_p; temperature is the one users set.
-        if "temperature" in params and "top_p" in params:
-            self.warn_param(model_name, "top_p", "cannot be combined with temperature on newer Claude models; "
-                                                 "only temperature is sent")
-            return {k: v for k, v in params.items() if k != "top_p"}
-        return params
 
     def prepare(self, model_name: str, schema_part: Any, params: JSON) -> JSON:
         if "max_tokens" not in params:

@@ -3,7 +3,9 @@
 A renderer turns one manifest request into one line of its vendor's batch input file. Everything that depends
 only on (model, schema, params) -- the adapted answer schema, the mapped generation parameters, the warnings --
 is computed once and cached; per request a renderer only serializes the messages and the id around a
-pre-serialized constant part (`orjson.Fragment`).
+pre-serialized constant part (`orjson.Fragment`), and estimates the prompt's length when the model's window is
+known. What a model accepts (refused parameters, maximum output, window) comes from `compiler.capabilities`:
+the manifest keeps the spec's params, the line carries what is sent.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn
 
 import orjson
+
+from ..capabilities import CapabilityTable, ModelCapabilities
+from ..pricing import estimate_input_tokens
 
 JSON = dict[str, Any]
 
@@ -42,6 +47,7 @@ TYPE_KEYWORDS: Mapping[str, frozenset[str]] = {
 MOVED = "is not enforced by the vendor; moved into the description"
 SENT_AS_ANYOF = "is not enforced by the vendor; sent as anyOf (variants may overlap)"
 NOT_SENT = "is not supported by the vendor; not sent"
+REFUSED = "is refused by this model (capabilities table); not sent"
 
 
 class RenderError(ValueError):
@@ -104,6 +110,25 @@ class VendorWarning:
         return UnsupportedFeature(self.vendor, self.schema_key, self.keyword, path, str(self))
 
 
+@dataclass(frozen=True)
+class ContextWarning(VendorWarning):
+    """Requests of one model whose estimated prompt (plus `max_tokens`, where output shares the window) exceeds
+    the model's limit: how many, and the longest one. Estimates use ~4 characters per token (`pricing`)."""
+
+    requests: int = 0
+    longest_id: str = ""
+    longest_tokens: int = 0
+    limit: int = 0
+    reserved: int = 0  # max_tokens counted into the window; 0 when the limit is on the prompt alone
+
+    def __str__(self) -> str:
+        what = (f"its context window of {self.limit:,} tokens (estimated prompt + max_tokens {self.reserved:,})"
+                if self.reserved else f"its input limit of {self.limit:,} tokens (estimated prompt)")
+        count = "1 request" if self.requests == 1 else f"{self.requests:,} requests"
+        return (f"{self.vendor}: {count} for model {self.model!r} may not fit {what}; the longest is "
+                f"{self.longest_id!r} at ~{self.longest_tokens:,} tokens")
+
+
 class Diagnostics:
     """Collects warnings from every renderer of one compile, deduplicated, in first-occurrence order.
 
@@ -118,6 +143,20 @@ class Diagnostics:
         if self.strict:
             raise warning.to_error()
         self._items.setdefault(warning.key, warning)
+
+    def too_long(self, vendor: str, model: str, request_id: str, tokens: int, limit: int, reserved: int) -> None:
+        """Count one request that cannot fit its model's window; one warning per model names the longest."""
+        key = (vendor, None, model, "context_window", "")
+        seen = self._items.get(key)
+        if isinstance(seen, ContextWarning):
+            longest = tokens > seen.longest_tokens
+            self._items[key] = ContextWarning(
+                vendor, "context_window", "", model=model, requests=seen.requests + 1,
+                longest_id=request_id if longest else seen.longest_id,
+                longest_tokens=tokens if longest else seen.longest_tokens, limit=limit, reserved=reserved)
+            return
+        self.warn(ContextWarning(vendor, "context_window", "", model=model, requests=1, longest_id=request_id,
+                                 longest_tokens=tokens, limit=limit, reserved=reserved))
 
     @property
     def warnings(self) -> list[VendorWarning]:
@@ -225,11 +264,15 @@ class Renderer(ABC):
     vendor: ClassVar[str]
     PARAMS: ClassVar[Mapping[str, str | None]]
 
-    def __init__(self, schemas: Mapping[str, Mapping[str, Any]], diagnostics: Diagnostics) -> None:
+    def __init__(self, schemas: Mapping[str, Mapping[str, Any]], diagnostics: Diagnostics,
+                 capabilities: CapabilityTable | None = None) -> None:
         self._schemas = schemas
         self._diagnostics = diagnostics
+        self._capabilities = capabilities if capabilities is not None else CapabilityTable.from_environment()
+        self._model_caps: dict[str, ModelCapabilities | None] = {}
         self._schema_parts: dict[str, Any] = {}
-        self._templates: dict[tuple[str, str], tuple[dict[str, Any], Any]] = {}
+        # (model, schema) -> (params, template, window budget: (limit, reserved tokens) or None)
+        self._templates: dict[tuple[str, str], tuple[dict[str, Any], Any, tuple[int, int] | None]] = {}
 
     # -- hooks -------------------------------------------------------------------------------------------
     @abstractmethod
@@ -249,8 +292,32 @@ class Renderer(ABC):
         """Serialize one request around its template; a canonical line ending in '\\n'."""
 
     def select_params(self, model_name: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Drop parameters the vendor refuses in combination (warning through `self.warn_param`)."""
-        return params
+        """The parameters this model accepts, by the capabilities table (each change warned about).
+
+        Refused parameters are left out; of parameters refused together only the first present is kept;
+        `max_tokens` above the model's maximum output is clamped. A model the table does not know keeps all.
+        """
+        caps = self.capabilities_of(model_name)
+        if caps is None:
+            return params
+        out = dict(params)
+        for name in params:
+            if name in caps.refuses:
+                self.warn_param(model_name, name, REFUSED)
+                del out[name]
+        for group in caps.mutually_exclusive:
+            present = [name for name in group if name in out]
+            for name in present[1:]:
+                self.warn_param(model_name, name, f"is refused together with {present[0]!r} by this model "
+                                                  f"(capabilities table); only {present[0]!r} is sent")
+                del out[name]
+        limit = caps.max_output_tokens
+        max_tokens = out.get("max_tokens")
+        if limit is not None and isinstance(max_tokens, int) and max_tokens > limit:
+            self.warn_param(model_name, "max_tokens", f"is {max_tokens:,}, above the model's maximum output of "
+                                                      f"{limit:,} tokens (capabilities table); {limit:,} is sent")
+            out["max_tokens"] = limit
+        return out
 
     # -- shared machinery --------------------------------------------------------------------------------
     def render(self, request: Mapping[str, Any]) -> bytes:
@@ -260,11 +327,17 @@ class Renderer(ABC):
         key = (request["model"], request["schema"])
         params = request["params"]
         cached = self._templates.get(key)
-        if cached is not None and cached[0] == params:
-            return self.render_line(cached[1], request)
-        template = self._new_template(request)
-        self._templates[key] = (dict(params), template)
-        return self.render_line(template, request)
+        if cached is None or cached[0] != params:
+            template, budget = self._new_template(request)
+            cached = self._templates[key] = (dict(params), template, budget)
+        budget = cached[2]
+        if budget is not None:
+            # every request of every stage passes here: prompts built from rows are checked like the first
+            tokens = estimate_input_tokens(request["messages"]) + budget[1]
+            if tokens > budget[0]:
+                self._diagnostics.too_long(self.vendor, request["model"].partition(":")[2], request["id"], tokens,
+                                           *budget)
+        return self.render_line(cached[1], request)
 
     def adapted_schema(self, schema_key: str) -> JSON:
         """The vendor form of `schemas[schema_key]`, with its warnings reported (not cached; for tests/tools)."""
@@ -274,10 +347,19 @@ class Renderer(ABC):
             self._diagnostics.warn(warning)
         return adapted
 
+    def capabilities_of(self, model_name: str) -> ModelCapabilities | None:
+        """What the capabilities table knows about `<vendor>:<model_name>` (None: nothing)."""
+        try:
+            return self._model_caps[model_name]
+        except KeyError:
+            caps = self._model_caps[model_name] = self._capabilities.lookup(f"{self.vendor}:{model_name}")
+            return caps
+
     def warn_param(self, model_name: str, parameter: str, action: str) -> None:
         self._diagnostics.warn(VendorWarning(self.vendor, parameter, action, model=model_name))
 
-    def _new_template(self, request: Mapping[str, Any]) -> Any:
+    def _new_template(self, request: Mapping[str, Any]) -> tuple[Any, tuple[int, int] | None]:
+        """The line template for the request's (model, schema, params), and the model's window budget."""
         model_name = request["model"].partition(":")[2]
         if not model_name:
             raise RenderError(self.vendor, request.get("id"), f"model {request['model']!r} is not 'runtime:model'")
@@ -288,13 +370,26 @@ class Renderer(ABC):
                 raise RenderError(self.vendor, request.get("id"), f"schema {schema_key!r} is not in the schemas table")
             part = self._schema_parts[schema_key] = self.schema_part(schema_key, self.adapted_schema(schema_key))
         sent: JSON = {}
-        for name, value in self.select_params(model_name, request["params"]).items():
+        selected = self.select_params(model_name, request["params"])
+        for name, value in selected.items():
             field = self.PARAMS.get(name)
             if field is None:
                 self.warn_param(model_name, name, NOT_SENT)
             else:
                 sent[field] = value
-        return self.prepare(model_name, part, sent)
+        return self.prepare(model_name, part, sent), self._window_budget(model_name, selected)
+
+    def _window_budget(self, model_name: str, params: Mapping[str, Any]) -> tuple[int, int] | None:
+        """(limit, tokens reserved for output) for the model's window, or None when the table gives none."""
+        caps = self.capabilities_of(model_name)
+        if caps is None:
+            return None
+        if caps.context_window is not None:
+            max_tokens = params.get("max_tokens")
+            return caps.context_window, max_tokens if isinstance(max_tokens, int) else 0
+        if caps.max_input_tokens is not None:
+            return caps.max_input_tokens, 0
+        return None
 
 
 def strip_meta(schema: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -201,7 +201,9 @@ class OpenAIRenderer(Renderer):
 
     vendor: ClassVar[str] = "openai"
     PARAMS: ClassVar[Mapping[str, str | None]] = {
-        "max_tokens": "max_completion_tokens",  # `max_tokens` is deprecated and refused by reasoning models
+        # `max_tokens` is deprecated and refused by reasoning models (o-series, gpt-5); every chat model takes
+        # `max_completion_tokens`. Sampling parameters reasoning models refuse: data/capabilities.json.
+        "max_tokens": "max_completion_tokens",
         "temperature": "temperature",
         "top_p": "top_p",
         "seed": "seed",
