@@ -81,10 +81,12 @@ class RowBuilder:
         self._validators = {key: jsonschema.Draft202012Validator(schema) for key, schema in manifest["schemas"].items()}
         self._fast = {key: _fast_validator(schema) for key, schema in manifest["schemas"].items()}
 
-    def parse(self, schema: str, text: str | None) -> Parsed:
+    def parse(self, schema: str, text: Any) -> Parsed:
         """Parse an answer as JSON and validate it against the schema `schema` (a key of manifest.json's
         `schemas`). The whole answer must be one JSON value, or one JSON value inside a wrapper (`unwrap`)."""
-        if not text or not text.strip():
+        if not isinstance(text, str):
+            return Parsed(kind="empty", message="no answer text" if text is None else "answer is not text")
+        if not text.strip():
             return Parsed(kind="empty", message="empty answer")
         unwrapped = None
         try:

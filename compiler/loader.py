@@ -70,34 +70,125 @@ def _read_text(path: Path) -> str:
 
 
 class SpecLoader(yaml.SafeLoader):
-    """YAML with only true/false as booleans: `no: Norwegian` and `name: yes` stay strings (YAML 1.2)."""
+    """YAML 1.2 core scalars: `no: Norwegian`, `name: yes`, `12:30`, `1_000`, `2024-01-01` stay strings.
+
+    PyYAML follows YAML 1.1, which reads `no`/`on` as booleans, `017` as octal 15, `12:30` as the sexagesimal
+    750 and `2024-01-01` as a date. Here only true/false are booleans; ints are decimal, 0o octal or 0x hex;
+    floats are `1.5`, `.5`, `1e3`, `.inf`, `.nan`; null is `~`, `null` or nothing. Besides, a plain (unquoted)
+    scalar in a field that only takes text keeps the text as written (`_as_written_nodes`): a class named
+    `1.10` is "1.10", not "1.1".
+    """
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.as_written: set[yaml.Node] = set()
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        if node in self.as_written:
+            return node.value
+        return super().construct_object(node, deep=deep)
 
 
+_YAML12 = {
+    "tag:yaml.org,2002:bool": (r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    "tag:yaml.org,2002:int": (r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    "tag:yaml.org,2002:float": (r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                                r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", "-+.0123456789"),
+}
 SpecLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    first: [(tag, regexp) for tag, regexp in resolvers if tag in ("tag:yaml.org,2002:null", "tag:yaml.org,2002:merge")]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-SpecLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+for _tag, (_pattern, _first) in _YAML12.items():  # int before float: "12" is both
+    SpecLoader.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
+    text = str(loader.construct_scalar(node)).replace("_", "")  # type: ignore[arg-type]
+    sign = -1 if text.startswith("-") else 1
+    digits = text.lstrip("+-")
+    base = {"0o": 8, "0x": 16, "0b": 2}.get(digits[:2].lower(), 10)
+    try:
+        return sign * int(digits[2:] if base != 10 else digits, base)
+    except ValueError:
+        raise yaml.constructor.ConstructorError(None, None, f"{text!r} is not an integer", node.start_mark) from None
+
+
+def _construct_float(loader: yaml.SafeLoader, node: yaml.Node) -> float:
+    text = str(loader.construct_scalar(node)).replace("_", "")  # type: ignore[arg-type]
+    special = {".inf": "inf", "+.inf": "inf", "-.inf": "-inf", ".nan": "nan"}.get(text.lower(), text)
+    try:
+        return float(special)
+    except ValueError:
+        raise yaml.constructor.ConstructorError(None, None, f"{text!r} is not a number", node.start_mark) from None
+
+
+def _construct_text(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    return str(loader.construct_scalar(node))  # type: ignore[arg-type]
+
+
+SpecLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+SpecLoader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+# an explicit !!timestamp is read by PyYAML with an unchecked regex; dates in a spec are text anyway
+SpecLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_text)
+
+MAX_SPEC_VALUES = 1_000_000  # values after aliases are expanded: a "billion laughs" spec is an error, not a hang
 
 
 def _line_map(file: str, text: str) -> tuple[Any, LineMap]:
+    loader: SpecLoader | None = None
     try:
-        node = yaml.compose(text, Loader=SpecLoader)
-        data = yaml.load(text, Loader=SpecLoader)
+        loader = SpecLoader(text)
+        node = loader.get_single_node()
+        if node is not None and _expanded_size(node) > MAX_SPEC_VALUES:
+            raise SpecError.single(file, None, "", f"the spec expands (through YAML aliases) to more than "
+                                                   f"{MAX_SPEC_VALUES:,} values")
+        lines, issues = _lines_of(file, node)  # before _as_written_nodes merges `<<` keys into their mappings
+        if node is not None:
+            loader.as_written = _as_written_nodes(node, loader)
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise SpecError.single(file, mark.line + 1 if mark else None, "",
+                               f"unsupported YAML value: {exc.problem or exc}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         raise SpecError.single(file, line, "", f"YAML syntax error: {exc.problem or exc}") from None
+    except yaml.reader.ReaderError as exc:  # a control character: YAML allows printable text only
+        raise SpecError.single(file, text.count("\n", 0, exc.position) + 1, "",
+                               f"character U+{_code(exc.character):04X} is not allowed in YAML; delete it") from None
     except yaml.YAMLError as exc:
         raise SpecError.single(file, None, "", f"YAML error: {exc}") from None
+    except RecursionError:
+        raise SpecError.single(file, None, "", "YAML nested too deeply") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    if issues:
+        raise SpecError(issues)
+    return data, lines
+
+
+def _code(character: int | str) -> int:
+    return character if isinstance(character, int) else ord(character)
+
+
+def _lines_of(file: str, node: yaml.Node | None) -> tuple[LineMap, list[SpecIssue]]:
+    """The line of every key and item, and the keys given twice in one mapping."""
     lines = LineMap(file)
     issues: list[SpecIssue] = []
+    walked: set[yaml.Node] = set()
 
     def walk(n: yaml.Node, path: Path_) -> None:
+        if n in walked:  # an alias: its lines are those of its anchor
+            return
+        walked.add(n)
         if isinstance(n, yaml.MappingNode):
             seen: set[str] = set()
             for key_node, value_node in n.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    continue  # a list or mapping as key: construction reports it
                 key = key_node.value
                 if key in seen:
                     issues.append(SpecIssue(file, key_node.start_mark.line + 1, ".".join(map(str, path + (key,))),
@@ -113,9 +204,99 @@ def _line_map(file: str, text: str) -> tuple[Any, LineMap]:
     if node is not None:
         lines.lines[()] = node.start_mark.line + 1
         walk(node, ())
-    if issues:
-        raise SpecError(issues)
-    return data, lines
+    return lines, issues
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many nodes the document has once every alias is expanded (each node counted once per use)."""
+    sizes: dict[yaml.Node, int] = {}
+    order: list[yaml.Node] = []
+    stack = [root]
+    while stack:  # iterative post-order: a deep document must not exhaust Python's stack
+        n = stack.pop()
+        if n in sizes:
+            continue
+        sizes[n] = 0
+        order.append(n)
+        if isinstance(n, yaml.SequenceNode):
+            stack.extend(n.value)
+        elif isinstance(n, yaml.MappingNode):
+            stack.extend(x for pair in n.value for x in pair)
+    for n in reversed(order):
+        children = n.value if isinstance(n, yaml.SequenceNode) else [
+            x for pair in n.value for x in pair] if isinstance(n, yaml.MappingNode) else []
+        sizes[n] = 1 + sum(sizes[c] for c in children)  # a cycle counts as already-visited 0
+    return sizes[root]
+
+
+# what a plain scalar may resolve to besides text (str) and null; other tags (!!binary, !custom) stay errors
+_KEPT_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("int", "float", "bool", "timestamp")}
+
+
+def _as_written_nodes(root: yaml.Node, loader: SpecLoader) -> set[yaml.Node]:
+    """Plain scalars YAML would read as numbers or booleans, in fields that only take text.
+
+    Their text goes to the prompt exactly as written. The spec's `type` picks the model whose annotations
+    say which fields are text; with no known type there is nothing to keep (validation reports it).
+    """
+    if not isinstance(root, yaml.MappingNode):
+        return set()
+    kind = next((v.value for k, v in root.value if isinstance(k, yaml.ScalarNode) and k.value == "type"
+                 and isinstance(v, yaml.ScalarNode)), None)
+    model = CONFIG_BY_TYPE.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        return set()
+    out: set[yaml.Node] = set()
+    done: set[tuple[int, tuple[int, ...]]] = set()
+
+    def keep(n: yaml.Node, annotations: list[Any]) -> None:
+        if isinstance(n, yaml.ScalarNode) and n.style is None and n.tag in _KEPT_TAGS and _is_text(annotations):
+            out.add(n)
+
+    def visit(n: yaml.Node, annotations: list[Any]) -> None:
+        mark = (id(n), tuple(map(id, annotations)))
+        if mark in done or not annotations:
+            return
+        done.add(mark)
+        keep(n, annotations)
+        if isinstance(n, yaml.MappingNode):
+            loader.flatten_mapping(n)  # merged keys (<<: *base) are read like the mapping's own
+            for key_node, value_node in n.value:
+                key_types, value_types = _mapping_child(annotations, key_node)
+                keep(key_node, key_types)
+                visit(value_node, value_types)
+        elif isinstance(n, yaml.SequenceNode):
+            item_types = [typing.get_args(a)[0] for a in _leaves(annotations) if typing.get_origin(a) is list]
+            for item in n.value:
+                visit(item, item_types)
+
+    visit(root, [model])
+    return out
+
+
+def _leaves(annotations: list[Any]) -> list[Any]:
+    return [leaf for a in annotations for leaf in _unwrap(a)]
+
+
+def _is_text(annotations: list[Any]) -> bool:
+    leaves = _leaves(annotations)
+    return str in leaves and all(leaf in (str, type(None)) for leaf in leaves)
+
+
+def _mapping_child(annotations: list[Any], key_node: yaml.Node) -> tuple[list[Any], list[Any]]:
+    """(annotations of the key, annotations of the value) of one entry of a mapping."""
+    key_types: list[Any] = []
+    value_types: list[Any] = []
+    for a in _leaves(annotations):
+        if isinstance(a, type) and issubclass(a, BaseModel):
+            name = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if name in a.model_fields:
+                value_types.append(a.model_fields[name].annotation)
+        elif typing.get_origin(a) is dict:
+            key_type, value_type = typing.get_args(a)
+            key_types.append(key_type)
+            value_types.append(value_type)
+    return key_types, value_types
 
 
 def load_spec(path: str | Path) -> LoadedSpec:
@@ -145,7 +326,7 @@ def validate_data(data: Any, lines: LineMap) -> DatasetConfigBase:
     kind = data.get("type")
     if kind is None:
         raise SpecError([lines.issue((), f"required key 'type' missing; one of: {', '.join(CONFIG_BY_TYPE)}")])
-    if kind not in CONFIG_BY_TYPE:
+    if not isinstance(kind, str) or kind not in CONFIG_BY_TYPE:
         raise SpecError([lines.issue(("type",), f"unknown dataset type {kind!r}{did_you_mean(str(kind), CONFIG_BY_TYPE)}; "
                                      f"one of: {', '.join(CONFIG_BY_TYPE)}")])
     model = CONFIG_BY_TYPE[kind]
@@ -214,6 +395,10 @@ def _message(err: Mapping[str, Any], path: Path_, model: type[BaseModel]) -> str
     if kind == "missing":
         return "required key missing"
     msg = err["msg"]
+    if kind == "string_type" and err.get("input", "") is None:
+        return "no text: YAML reads an empty value, ~ and null as null; write the text (quote it: '~')"
+    if kind == "string_type" and not isinstance(err.get("input"), (list, dict)):
+        return f"{msg[0].lower()}{msg[1:]}; quote it to keep it as written"
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
     if kind == "literal_error" and path and path[-1] == "type":

@@ -128,8 +128,10 @@ def _collect_chunks(job: _Job, worker: int, workers: int, emit: Emit, keep: Stag
             result = index.read(pos) if pos >= 0 else None
             if result is not None:
                 t = tally.tokens.setdefault(request["model"], [0, 0])
-                t[0] += result["usage"]["input_tokens"]
-                t[1] += result["usage"]["output_tokens"]
+                usage = result.get("usage")
+                if isinstance(usage, dict):
+                    t[0] += _count(usage.get("input_tokens"))
+                    t[1] += _count(usage.get("output_tokens"))
                 if not index.ok[pos] and (request["id"] in job.in_flight or (
                         index.retryable[pos] and int(index.errors[pos]) < job.max_attempts)):
                     result = None  # to be retried, or being retried: pending, not rejected
@@ -159,6 +161,10 @@ def _collect_chunks(job: _Job, worker: int, workers: int, emit: Emit, keep: Stag
                     keep.rows.extend(outcome.rows)
         emit(number, b"".join(r + b"\n" for r in rows), b"".join(r + b"\n" for r in rejects))
     return tally
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def stage_outcomes(od: OutputDir, manifest: Manifest, index: ResultIndex, in_flight: set[str],

@@ -124,8 +124,11 @@ class ResultIndex:
                     try:
                         r = orjson.loads(line)
                     except orjson.JSONDecodeError:
-                        offset += len(line)
-                        continue  # torn by a kill mid-append: that request is pending
+                        r = None  # torn by a kill mid-append: that request is pending
+                    if not (isinstance(r, dict) and isinstance(r.get("id"), str)
+                            and r.get("status") in ("ok", "error")):
+                        offset += len(line)  # not a result line (torn, or written by something else): skipped
+                        continue
                     keys.append(id_key(r["id"]))
                     file_no.append(n)
                     offsets.append(offset)

@@ -143,6 +143,12 @@ input_columns: [review, rating]
 output_columns: [summary]
 models: [openai:gpt-4.1-mini]
 """, 5, "input_columns.1", "column 'rating' is not in the source"),
+    ("type-not-a-string", GOOD.replace("type: classification", "type: [classification]"), 3, "type",
+     "unknown dataset type ['classification']"),
+    ("control-character", GOOD + "description: a\x01b\n", 10, "", "character U+0001 is not allowed in YAML"),
+    ("unknown-yaml-tag", GOOD + "description: !shout hello\n", 10, "", "unsupported YAML value"),
+    ("yaml-one-one-sexagesimal-number", GOOD + "num_samples_per_prompt: 1:30\n", 10, "num_samples_per_prompt",
+     "valid integer"),
 ]
 
 
