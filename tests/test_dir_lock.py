@@ -36,14 +36,20 @@ def test_two_submits_at_once_create_each_batch_once(tmp_path, anthropic_emulator
     assert any("is working on this dir" in err for _, err in outputs)
 
 
-def test_status_does_not_wait_for_a_busy_dir(tmp_path):
-    out, _ = compile_spec(tmp_path)
+def hold_lock(out):
+    """Another process holding the dir's lock (for up to 30 s; the test kills it)."""
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\nfrom datafast.outdir import OutputDir\n"
          "with OutputDir(sys.argv[1]).lock():\n    print('held', flush=True)\n    time.sleep(30)", str(out)],
         cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_status_does_not_wait_for_a_busy_dir(tmp_path):
+    out, _ = compile_spec(tmp_path)
+    holder = hold_lock(out)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         od = OutputDir(out)
         assert od.is_locked() and f"process {holder.pid}" in (od.holder() or "")
         # a job recorded as live makes status want to poll: it must not, and must say why
@@ -62,12 +68,8 @@ def test_status_does_not_wait_for_a_busy_dir(tmp_path):
 
 def test_cancel_refuses_while_another_process_advances_the_dir(tmp_path, cli):
     out, _ = compile_spec(tmp_path)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom datafast.outdir import OutputDir\n"
-         "with OutputDir(sys.argv[1]).lock():\n    print('held', flush=True)\n    time.sleep(30)", str(out)],
-        cwd=REPO, stdout=subprocess.PIPE, text=True)
+    holder = hold_lock(out)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         result = cli("cancel", out, "--yes")
         assert result.exit_code == 1 and f"process {holder.pid}" in result.stderr
         assert "stop it first" in result.stderr
