@@ -5,8 +5,9 @@ package, never downloaded; `local:/path/to/model.gguf` is any GGUF file of the u
 loaded once, on first use (or in `check_models`, before anything runs).
 
 Answers follow the request's schema through llama.cpp's grammar-constrained decoding: the JSON schema is
-converted once per schema to a GBNF grammar (`LlamaGrammar.from_json_schema`), so every token sampled keeps the
-answer a prefix of a schema-valid document. An answer that hits `max_tokens` (or the context size) is a
+converted once per schema to a GBNF grammar (llama-cpp-python's `json_schema_to_gbnf`, with strings that cannot
+hold raw control characters and small integer ranges as enums, two gaps of the converter), so every token
+sampled keeps the answer a prefix of a schema-valid document. An answer that hits `max_tokens` (or the context size) is a
 terminal `truncated` error result, not a row.
 
 Determinism: the model state is reset before each request (no prompt-cache reuse between requests), and the
@@ -45,6 +46,35 @@ SAMPLING = ("temperature", "top_p")
 # llama-cpp-python's chat default is 1.0 (none); 1.1 (Ollama's default) keeps a 135M model from looping until
 # max_tokens: 11/12 answers complete instead of 8/12 on the quickstart prompts
 REPEAT_PENALTY = 1.1
+
+
+# llama-cpp-python's converter (checked on 0.3.x) lets raw control characters into JSON strings
+# (`char ::= [^"\\] | ...`), which JSON forbids: a small model writing a raw newline in a string gave
+# invalid_json answers. Excluding U+0000-U+001F and DEL keeps every sampled string valid JSON.
+_LOOSE_CHAR = 'char ::= [^"\\\\] |'
+_STRICT_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
+SMALL_RANGE = 100  # integer ranges up to this size become an enum: the converter ignores minimum/maximum
+
+
+def strict_strings(gbnf: str) -> str:
+    """The grammar with JSON strings that cannot hold raw control characters (see `_LOOSE_CHAR`)."""
+    if _LOOSE_CHAR not in gbnf:
+        return gbnf  # a converter that already writes another rule: leave it
+    return gbnf.replace(_LOOSE_CHAR, _STRICT_CHAR)
+
+
+def enumerate_small_ranges(schema: Any) -> Any:
+    """The schema with each bounded integer of at most SMALL_RANGE values as an `enum` of them, which the
+    grammar converter enforces (it does not enforce `minimum`/`maximum`: a judge scored 30 out of 10)."""
+    if isinstance(schema, list):
+        return [enumerate_small_ranges(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: enumerate_small_ranges(v) for k, v in schema.items()}
+    lo, hi = out.get("minimum"), out.get("maximum")
+    if out.get("type") == "integer" and isinstance(lo, int) and isinstance(hi, int) and 0 <= hi - lo < SMALL_RANGE:
+        out["enum"] = list(range(lo, hi + 1))
+    return out
 
 
 def default_threads() -> int:
@@ -133,7 +163,10 @@ class LocalRuntime(OnlineRuntime):
 
     def grammar(self, key: str, schema: Mapping[str, Any]) -> LlamaGrammar:
         if key not in self._grammars:
-            self._grammars[key] = self._llama_cpp.LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+            from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+            gbnf = strict_strings(json_schema_to_gbnf(json.dumps(enumerate_small_ranges(schema))))
+            self._grammars[key] = self._llama_cpp.LlamaGrammar.from_string(gbnf, verbose=False)
         return self._grammars[key]
 
     # -- running -------------------------------------------------------------------------------------------

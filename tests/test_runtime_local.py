@@ -148,3 +148,20 @@ def test_compile_submit_collect_end_to_end(tmp_path: Path) -> None:
     assert collected.requests == 2 and collected.pending == 0
     assert collected.producing + collected.rejected == 2 and collected.producing >= 1
     assert collected.rows >= collected.producing
+
+
+def test_grammar_strings_refuse_raw_control_characters_and_small_ranges_are_enumerated():
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    from datafast.runtimes.local import enumerate_small_ranges, strict_strings
+
+    schema = {"type": "object", "properties": {"s": {"type": "string"},
+                                               "n": {"type": "integer", "minimum": 1, "maximum": 10},
+                                               "big": {"type": "integer", "minimum": 0, "maximum": 10**6}},
+              "required": ["s", "n", "big"]}
+    gbnf = strict_strings(json_schema_to_gbnf(json.dumps(enumerate_small_ranges(schema))))
+    char_rule = next(line for line in gbnf.splitlines() if line.startswith("char ::="))
+    assert "\\x00-\\x1F" in char_rule  # JSON strings cannot hold raw control characters
+    n_rule = next(line for line in gbnf.splitlines() if line.startswith("n ::="))
+    assert n_rule.count("|") == 9 and '"10"' in n_rule and '"0"' not in n_rule and '"11"' not in n_rule
+    assert "enum" not in enumerate_small_ranges(schema)["properties"]["big"]  # too large to enumerate
