@@ -188,14 +188,15 @@ def _advance(od: OutputDir, sub: Submitter, wait: bool, poll_interval: float, re
     # (a stage recompiled after its inputs were retried is found in a later round)
     resent: set[str] = set()
     forced = (lambda rid: rid not in resent) if retry_failed else None
-    # every round sends, compiles, fetches or ends the loop; sends are bounded by attempts, compiles by stages
-    rounds = 2 * (len(od.stage_names) + 1) * (max_attempts + 2) + 2
+    # every round sends, compiles, fetches or ends the loop; sends are bounded by attempts and by the pieces
+    # quota pacing splits jobs into (one piece a round), compiles by stages: this only guards against a bug
+    rounds = 100_000
     for _round in range(rounds):
         sub.resume_creations()
         sv = survey(od, compile_ready=True, retry_failed=forced, max_attempts=max_attempts, prices=prices,
                     progress=progress)
         if not sv.plan.empty:
-            sub.send(sv.plan, sv.manifests, concurrency)
+            sub.send(sv.plan, sv.manifests, concurrency, wait)
             for ids in sv.plan.batch.values():
                 resent |= ids
             resent.update(r["id"] for requests in sv.plan.online.values() for r in requests)

@@ -11,6 +11,7 @@ job-file lines carry ids) and never names a vendor.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -24,7 +25,7 @@ import orjson
 
 from datafast.compiler.collect import RowBuilder, checked_result
 from datafast.runtimes import BatchRuntime, OnlineRuntime, RuntimeFailure, runtime_class
-from datafast.runtimes.base import Job, Poll, result
+from datafast.runtimes.base import Job, Poll, QuotaRefused, result
 from datafast.runtimes.store import ResultIndex, atomic_write
 
 from .logs import get_logger
@@ -204,12 +205,28 @@ class Submitter:
         return job
 
     def create(self, job: Job) -> None:
-        """Create the vendor batch: intent recorded first, vendor id right after."""
+        """Create the vendor batch: intent recorded first, vendor id right after.
+
+        Paced first (`_pace`): a job over its model's enqueued-token quota is split, and one that does not fit
+        beside the live jobs of its model, or whose model is in a quota back-off, is `held` (its requests count
+        as to send; `send` creates it later). A creation the vendor refuses for quota or capacity is held with
+        back-off too (`_refused`), until QUOTA_GIVE_UP.
+        """
         adapter: BatchRuntime = self.runtime(job.runtime)
+        paced = _pace(self, job)
+        if paced is None:
+            return
+        job = paced
         job.vendor["intent_at"] = _now()  # Anthropic's find() matches batches created after this instant
         self.od.state.update(job, status="creating")
-        vendor_id = adapter.create(job, self.od.path / job.file)
-        self.od.state.update(job, vendor_id=vendor_id, status="submitted")
+        try:
+            vendor_id = adapter.create(job, self.od.path / job.file)
+        except QuotaRefused as exc:  # the vendor said no: nothing was created
+            _refused(self, job, exc)
+            return
+        for key in ("hold_until", "refusals", "refused_since"):
+            job.vendor.pop(key, None)
+        self.od.state.update(job, vendor_id=vendor_id, status="submitted", error=None)
         self.progress(f"{job.runtime}: submitted {job.name} ({job.requests:,} requests) as {vendor_id}")
 
     def reconcile(self, job: Job) -> None:
@@ -236,6 +253,13 @@ class Submitter:
         if job.vendor != noted:
             self.od.state.save()  # the adapter noted something (output file ids, status): keep it
         if poll.state == "running":
+            return poll
+        if poll.state == "failed" and poll.quota:  # refused for the model's queue: resent after a back-off
+            wait = _quota_failed(self, job)
+            self.od.state.update(job, status="failed", error="; ".join(poll.errors))
+            self.progress(f"{job.runtime}: {job.name} refused for quota ({'; '.join(poll.errors[:3])}); "
+                          f"its {job.requests:,} requests are resent in {wait:.0f}s at the earliest")
+            self._fail_all(job, "rate_limit", "batch refused for quota, resent later: " + "; ".join(poll.errors[:5]))
             return poll
         if poll.state == "failed":
             self.od.state.update(job, status="failed", error="; ".join(poll.errors))
@@ -319,13 +343,201 @@ class Submitter:
             adapter.run(requests, concurrency or adapter.default_concurrency, on_result)
         self.progress(f"{runtime}: {done['ok']:,} ok, {done['error']:,} failed in {time.monotonic() - started:.1f}s")
 
-    def send(self, plan: Plan, manifests: list[Manifest], concurrency: int | None) -> None:
-        """Create the batch jobs and run the online requests of a plan (one wave: every stage together)."""
+    def send(self, plan: Plan, manifests: list[Manifest], concurrency: int | None, wait: bool = True) -> None:
+        """Create the batch jobs and run the online requests of a plan (one wave: every stage together).
+
+        Held jobs (quota pacing or back-off) carrying planned requests are created again rather than prepared
+        anew. With `wait`, jobs held for a back-off while no batch is live (nothing to poll meanwhile) are
+        waited out here; without it (a cron `submit`) the next call creates them.
+        """
         for runtime, ids in sorted(plan.batch.items()):
-            for job in self.prepare_jobs(runtime, ids, manifests):
+            held = _held_jobs(self, runtime, ids)
+            carried = {rid for job in held for rid in job_ids(job, self.od.path / job.file)}
+            fresh = self.prepare_jobs(runtime, ids - carried, manifests) if ids - carried else []
+            for job in [*held, *fresh]:
                 self.create(job)
         for runtime, requests in sorted(plan.online.items()):
             self.run_online(runtime, requests, concurrency)
+        if wait:
+            _wait_out_holds(self, set(plan.batch))
+
+
+# -- quota pacing and back-off (helpers of Submitter.create / send / poll_and_fetch) ----------------------
+# A vendor refuses a batch when its model's queue for the organisation is full (OpenAI token_limit_exceeded at
+# validation; HTTP 429/529/RESOURCE_EXHAUSTED at create). Both clear by themselves: the job is `held` (not
+# live: its requests count as to send) and created again after a back-off, or once live jobs of its model
+# have ended and left room under the quota (compiler/data/quotas.json, overridden by $DATAFAST_QUOTAS).
+HELD = "held"
+QUOTA_BACKOFF = 60.0  # seconds before the first retry when the vendor gives no retry-after; doubles each time
+QUOTA_BACKOFF_MAX = 900.0  # longest single wait, a vendor's retry-after included
+QUOTA_GIVE_UP = 1800.0  # seconds of refused creations of one job before the run stops ("run again to resume")
+QUOTA_MAX_REFUSALS = 12
+QUOTA_HEADROOM = 0.9  # pace against this share of the quota: the token counts are estimates
+ENQUEUED = ("creating", "submitted")  # job statuses whose tokens sit in the vendor's queue
+
+
+def _quota_limit(sub: Submitter, model: str) -> int | None:
+    from datafast.compiler.quotas import QuotaTable
+
+    override = (sub.env if sub.env is not None else os.environ).get("DATAFAST_QUOTAS") or None
+    key = (override, _mtime(override))
+    if key not in _QUOTA_TABLES:
+        _QUOTA_TABLES[key] = QuotaTable.load(override)
+    return _QUOTA_TABLES[key].enqueued_tokens(model)
+
+
+_QUOTA_TABLES: dict[tuple[str | None, float], Any] = {}
+
+
+def _mtime(path: str | None) -> float:
+    try:
+        return os.stat(path).st_mtime if path else 0.0
+    except OSError:
+        return 0.0  # QuotaTable.load reports the unreadable file
+
+
+def _tokens(job: Job, path: Path) -> int:
+    """Estimated input tokens a job enqueues (noted in its record once counted)."""
+    if "est_tokens" not in job.vendor:
+        cls = runtime_class(job.runtime)
+        assert issubclass(cls, BatchRuntime)
+        job.vendor["est_tokens"] = sum(cls.estimate_tokens(line) for line in _lines(path))
+    return int(job.vendor["est_tokens"])
+
+
+def _same_queue(sub: Submitter, job: Job) -> list[Job]:
+    return [j for j in sub.od.state.jobs.values() if j.runtime == job.runtime and j.model == job.model]
+
+
+def _hold_until(sub: Submitter, job: Job) -> float:
+    """Until when (epoch seconds) no batch of the job's model may be created: the latest back-off of any."""
+    return max((float(j.vendor.get("hold_until") or 0) for j in _same_queue(sub, job)), default=0.0)
+
+
+def _hold(sub: Submitter, job: Job, why: str) -> None:
+    if job.status != HELD or job.error != why:
+        sub.od.state.update(job, status=HELD, error=why)
+        sub.progress(f"{job.runtime}: {job.name} ({job.requests:,} requests) held: {why}")
+
+
+def _pace(sub: Submitter, job: Job) -> Job | None:
+    """The job to create now (the job, or the first piece of it once split), or None when it must wait."""
+    until = _hold_until(sub, job)
+    if until > time.time():
+        _hold(sub, job, f"quota back-off until {datetime.fromtimestamp(until, timezone.utc):%H:%M:%S} UTC")
+        return None
+    limit = _quota_limit(sub, job.model)
+    if limit is None:
+        return job
+    budget = max(1, int(limit * QUOTA_HEADROOM))
+    if _tokens(job, sub.od.path / job.file) > budget and job.requests > 1 and job.vendor_id is None:
+        job = _split(sub, job, budget)
+    tokens = _tokens(job, sub.od.path / job.file)
+    live = sum(_tokens(j, sub.od.path / j.file) for j in _same_queue(sub, job) if j.status in ENQUEUED and j is not job)
+    if live and live + tokens > budget:
+        _hold(sub, job, f"waiting for room in the {job.model} queue: {live:,} estimated tokens enqueued, "
+                        f"{tokens:,} more would pass {budget:,} ({QUOTA_HEADROOM:.0%} of its quota)")
+        return None
+    if tokens > budget:
+        sub.progress(f"{job.runtime}: {job.name}: one request of ~{tokens:,} tokens is over the {job.model} quota "
+                     f"({limit:,} enqueued tokens): sent alone, the vendor may refuse it")
+    return job
+
+
+def _split(sub: Submitter, job: Job, budget: int) -> Job:
+    """Replace a not-yet-created job by pieces of at most `budget` estimated tokens (`…-aNpK-tag`): the first
+    is returned to be created, the others are held until there is room."""
+    cls = runtime_class(job.runtime)
+    assert issubclass(cls, BatchRuntime)
+    pieces: list[tuple[list[str], int]] = []
+    lines: list[str] = []
+    tokens = 0
+    for line in _lines(sub.od.path / job.file):
+        n = cls.estimate_tokens(line)
+        if lines and tokens + n > budget:
+            pieces.append((lines, tokens))
+            lines, tokens = [], 0
+        lines.append(line)
+        tokens += n
+    pieces.append((lines, tokens))
+    if len(pieces) == 1:
+        return job
+    prefix, _, tag = job.name.rpartition("-")
+    state = sub.od.state
+    made = []
+    for k, (chunk, n) in enumerate(pieces, start=1):
+        name = f"{prefix}p{k}-{tag}"
+        target = sub.od.path / "submit" / f"{name}.jsonl"
+        atomic_write(target, "".join(chunk).encode("utf-8"))
+        made.append(Job(name=name, runtime=job.runtime, model=job.model, stage=job.stage,
+                        file=target.relative_to(sub.od.path).as_posix(), requests=len(chunk), attempt=job.attempt,
+                        status="prepared" if k == 1 else HELD, vendor={"est_tokens": n},
+                        error=None if k == 1 else f"waiting for room in the {job.model} queue"))
+    del state.jobs[job.name]
+    for piece in made:
+        state.jobs[piece.name] = piece
+    state.save()  # the pieces replace the job in one write; the job's file goes after
+    (sub.od.path / job.file).unlink(missing_ok=True)
+    sub.progress(f"{job.runtime}: {job.name} (~{sum(n for _, n in pieces):,} tokens) split into {len(made)} jobs "
+                 f"of at most {budget:,} for the {job.model} queue quota")
+    return made[0]
+
+
+def _refused(sub: Submitter, job: Job, exc: QuotaRefused) -> None:
+    """A creation refused for quota or capacity: hold the job for a back-off, or give up after QUOTA_GIVE_UP."""
+    now = time.time()
+    refusals = int(job.vendor.get("refusals") or 0) + 1
+    since = float(job.vendor.get("refused_since") or now)
+    if refusals > QUOTA_MAX_REFUSALS or now - since > QUOTA_GIVE_UP:
+        for key in ("hold_until", "refusals", "refused_since"):  # a new run starts a new count
+            job.vendor.pop(key, None)
+        sub.od.state.update(job, status=HELD, error=str(exc))
+        raise RuntimeFailure(job.runtime, f"the vendor refused this batch {refusals} times in {(now - since) / 60:.0f} "
+                             f"min for quota or capacity (last: {exc}); nothing is lost: run again to resume",
+                             job.name)
+    wait = exc.retry_after if exc.retry_after is not None else QUOTA_BACKOFF * 2 ** (refusals - 1)
+    wait = min(wait, QUOTA_BACKOFF_MAX)
+    job.vendor.update(refusals=refusals, refused_since=since, hold_until=now + wait)
+    sub.od.state.update(job, status=HELD, error=f"refused for quota or capacity ({refusals}x), retried in {wait:.0f}s")
+    sub.progress(f"{job.runtime}: {job.name} not created: {exc}; retrying in {wait:.0f}s")
+
+
+def _quota_failed(sub: Submitter, job: Job) -> float:
+    """Note a batch the vendor failed for quota; the back-off (seconds) before its model gets another batch."""
+    earlier = sum(1 for j in _same_queue(sub, job) if j.vendor.get("quota_failed"))
+    wait = min(QUOTA_BACKOFF_MAX, QUOTA_BACKOFF * 2 ** earlier)
+    job.vendor.update(quota_failed=True, hold_until=time.time() + wait)
+    return wait
+
+
+def _held_jobs(sub: Submitter, runtime: str, ids: set[str]) -> list[Job]:
+    """Held jobs of `runtime` to create again: those carrying only planned requests (others are superseded)."""
+    held = []
+    for job in list(sub.od.state.jobs.values()):
+        if job.status != HELD or job.runtime != runtime:
+            continue
+        carried = job_ids(job, sub.od.path / job.file)
+        if carried and set(carried) <= ids:
+            held.append(job)
+        else:  # some requests got a result meanwhile, or left the manifest: plan them afresh
+            sub.od.state.update(job, status="cancelled", error="superseded: its requests were planned again")
+    return held
+
+
+def _wait_out_holds(sub: Submitter, runtimes: set[str]) -> None:
+    """With jobs held for a back-off and no batch live (nothing for the stage loop to poll meanwhile), sleep until
+    the earliest back-off ends and create them; RuntimeFailure once a job has been refused for QUOTA_GIVE_UP."""
+    while True:
+        jobs = sub.od.state.jobs.values()
+        held = [j for j in jobs if j.status == HELD and j.runtime in runtimes]
+        if not held or any(j.status in (*ENQUEUED, "ended") for j in jobs):
+            return
+        delay = min(_hold_until(sub, j) for j in held) - time.time()
+        if delay > 0:
+            sub.progress(f"quota back-off: {sum(j.requests for j in held):,} requests held, next try in {delay:.0f}s")
+            time.sleep(delay)
+        for job in held:
+            sub.create(job)
 
 
 __all__ = ["BadInput", "MAX_ATTEMPTS", "NotCompiled", "Plan", "RuntimeFailure", "StageCounts", "Submitter",

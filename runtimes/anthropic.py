@@ -25,7 +25,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .base import BatchRuntime, Job, Poll, RuntimeFailure, result
+from .base import (
+    CAPACITY_STATUSES,
+    BatchRuntime,
+    Job,
+    Poll,
+    QuotaRefused,
+    RuntimeFailure,
+    result,
+    retry_after_seconds,
+)
 
 RUNNING = {"in_progress", "canceling"}
 LIST_LIMIT = 1000  # batches scanned by `find` (newest first); a batch created moments ago is near the top
@@ -58,6 +67,7 @@ class AnthropicRuntime(BatchRuntime):
         import httpx2  # the SDK's HTTP client: errors while streaming results surface as its exceptions
 
         self._errors: tuple[type[Exception], ...] = (anthropic.AnthropicError, httpx2.HTTPError)
+        self._status_error: type[Exception] = anthropic.APIStatusError
         # ANTHROPIC_BASE_URL is honoured explicitly so that `env` (not only os.environ) decides the endpoint;
         # an explicit api_key also keeps the SDK from reading credentials anywhere else
         self.client = anthropic.Anthropic(api_key=self.key(), base_url=self.env.get("ANTHROPIC_BASE_URL") or None,
@@ -67,6 +77,12 @@ class AnthropicRuntime(BatchRuntime):
         try:
             return fn(*args, **kwargs)
         except self._errors as exc:
+            # rate_limit_error (429) and overloaded_error (529) clear by themselves
+            status = getattr(exc, "status_code", None) if isinstance(exc, self._status_error) else None
+            if status in CAPACITY_STATUSES:
+                headers = getattr(getattr(exc, "response", None), "headers", None)
+                raise QuotaRefused(self.name, f"{what} failed: {exc}", job.name,
+                                   retry_after_seconds(headers)) from None
             raise RuntimeFailure(self.name, f"{what} failed: {exc}", job.name) from None
 
     def create(self, job: Job, path: Path) -> str:

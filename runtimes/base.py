@@ -9,6 +9,7 @@ sees this module's types.
 from __future__ import annotations
 
 import os
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any, ClassVar, Literal
 # error kinds; retryable ones are resubmitted in a follow-up batch, the others are reported
 TRANSIENT_KINDS = frozenset({"rate_limit", "server_error", "expired", "cancelled", "timeout", "connection"})
 TERMINAL_KINDS = frozenset({"invalid_request", "truncated", "refusal", "content_filter", "auth", "not_found"})
+BYTES_PER_TOKEN = 4  # for enqueued-token estimates of job-file lines (JSON, mostly ASCII)
 
 
 class RuntimeFailure(Exception):
@@ -30,6 +32,42 @@ class RuntimeFailure(Exception):
 
 class RuntimeConfigError(RuntimeFailure):
     """Missing key, unknown runtime, missing extra: bad input, reported before anything is sent. Exit 2."""
+
+
+class QuotaRefused(RuntimeFailure):
+    """The vendor refused a batch creation for quota or capacity (HTTP 429, 503, 529, RESOURCE_EXHAUSTED) after
+    the SDK's own retries: nothing was created, and the same creation may succeed later.
+
+    `retry_after`: seconds the vendor asked to wait (retry-after header, Gemini RetryInfo), when it said.
+    """
+
+    def __init__(self, runtime: str, message: str, job: str | None = None, retry_after: float | None = None):
+        super().__init__(runtime, message, job)
+        self.retry_after = retry_after
+
+
+# HTTP statuses of a refusal that clears by itself: rate/quota limit, vendor overloaded (Anthropic 529)
+CAPACITY_STATUSES = frozenset({429, 503, 529})
+
+
+def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
+    """The wait a response asks for: `retry-after-ms`, else `retry-after` (seconds or an HTTP date)."""
+    if not headers:
+        return None
+    try:
+        if headers.get("retry-after-ms"):
+            return max(0.0, float(headers["retry-after-ms"]) / 1000)
+        value = headers.get("retry-after")
+        if not value:
+            return None
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            from email.utils import parsedate_to_datetime
+
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def result(request_id: str, runtime: str, model: str, *, text: str | None = None,
@@ -94,6 +132,9 @@ class Poll:
     vendor_status: str = ""
     errors: tuple[str, ...] = ()  # validation errors, with line numbers where the vendor gives them
     cancelled: bool = False  # a cancel was asked for: requests without a result were cancelled, not expired
+    # failed only because the organisation's queue or quota was full (OpenAI token_limit_exceeded, Gemini
+    # RESOURCE_EXHAUSTED): nothing ran, and the same requests may be sent again after a wait
+    quota: bool = False
 
 
 class Runtime(ABC):
@@ -120,6 +161,16 @@ class BatchRuntime(Runtime):
     def line_id(cls, line: Mapping[str, Any]) -> str:
         """The request id a line of this runtime's job file carries."""
         return str(line[cls.line_id_field])
+
+    @staticmethod
+    def estimate_tokens(raw_line: str | bytes) -> int:
+        """Input tokens one job-file line enqueues, estimated from its size (~4 bytes a token).
+
+        The whole line counts (messages, schema, parameters, id): an over-estimate by its JSON punctuation,
+        which is the safe side for pacing against a vendor's enqueued-token limit.
+        """
+        size = len(raw_line.encode("utf-8") if isinstance(raw_line, str) else raw_line)
+        return size // BYTES_PER_TOKEN + 1
 
     @abstractmethod
     def create(self, job: Job, path: Path) -> str:

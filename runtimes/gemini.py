@@ -20,7 +20,18 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
-from .base import BatchRuntime, Job, Poll, RuntimeFailure, http_error_kind, model_name, result
+from .base import (
+    CAPACITY_STATUSES,
+    BatchRuntime,
+    Job,
+    Poll,
+    QuotaRefused,
+    RuntimeFailure,
+    http_error_kind,
+    model_name,
+    result,
+    retry_after_seconds,
+)
 
 ENDED = {"BATCH_STATE_SUCCEEDED", "BATCH_STATE_CANCELLED", "BATCH_STATE_EXPIRED"}
 FAILED = {"BATCH_STATE_FAILED"}  # every other state (pending, running, ...) is still running
@@ -38,6 +49,7 @@ STATUS_KINDS = {"RESOURCE_EXHAUSTED": "rate_limit", "UNAVAILABLE": "server_error
                 "UNKNOWN": "server_error", "ABORTED": "server_error", "DATA_LOSS": "server_error",
                 "DEADLINE_EXCEEDED": "timeout", "CANCELLED": "cancelled", "PERMISSION_DENIED": "auth",
                 "UNAUTHENTICATED": "auth", "NOT_FOUND": "not_found"}  # the rest: invalid_request
+CAPACITY_STATUS_NAMES = frozenset({"RESOURCE_EXHAUSTED", "UNAVAILABLE"})  # quota or capacity: clears by waiting
 
 
 class GeminiRuntime(BatchRuntime):
@@ -55,6 +67,7 @@ class GeminiRuntime(BatchRuntime):
         from google.genai import errors
 
         self._errors: tuple[type[Exception], ...] = (errors.APIError, httpx.HTTPError)
+        self._api_error: type[Exception] = errors.APIError
         try:  # newer SDKs may send through httpx2
             import httpx2
 
@@ -75,6 +88,9 @@ class GeminiRuntime(BatchRuntime):
         try:
             return fn(*args, **kwargs)
         except self._errors as exc:
+            if isinstance(exc, self._api_error) and (getattr(exc, "code", None) in CAPACITY_STATUSES
+                                                     or getattr(exc, "status", None) in CAPACITY_STATUS_NAMES):
+                raise QuotaRefused(self.name, f"{what} failed: {exc}", job.name, _retry_delay(exc)) from None
             raise RuntimeFailure(self.name, f"{what} failed: {exc}", job.name) from None
 
     def _rest(self, path: str) -> dict[str, Any]:
@@ -133,8 +149,12 @@ class GeminiRuntime(BatchRuntime):
                 self._inline[str(job.vendor_id)] = (output["inlinedResponses"] or {}).get("inlinedResponses") or []
             return Poll("ended", done, failed, total, status, cancelled="CANCEL" in state)
         if state in FAILED:
-            reason = (op.get("error") or {}).get("message")
-            return Poll("failed", done, failed, total, status, (reason or "batch failed; the API does not say why",))
+            error = op.get("error") or {}
+            reason = error.get("message")
+            # a batch failed for the project's batch quota (enqueued tokens, concurrent batches) can run later
+            quota = _error_kind(error) == "rate_limit" if error else False
+            return Poll("failed", done, failed, total, status, (reason or "batch failed; the API does not say why",),
+                        quota=quota)
         return Poll("running", done, failed, total, status)
 
     def fetch(self, job: Job, raw_dir: Path) -> Iterator[dict[str, Any]]:
@@ -203,6 +223,20 @@ def _error_kind(error: dict[str, Any]) -> str:
     if status:
         return STATUS_KINDS.get(str(status), "invalid_request")
     return http_error_kind(code)
+
+
+def _retry_delay(exc: Any) -> float | None:
+    """The wait a Gemini error asks for: its google.rpc.RetryInfo `retryDelay` ("37s"), else retry-after."""
+    details = getattr(exc, "details", None)
+    error = details.get("error") if isinstance(details, dict) else None
+    for detail in (error or {}).get("details") or []:
+        delay = detail.get("retryDelay") if isinstance(detail, dict) else None
+        if isinstance(delay, str) and delay.endswith("s"):
+            try:
+                return max(0.0, float(delay[:-1]))
+            except ValueError:
+                pass
+    return retry_after_seconds(getattr(getattr(exc, "response", None), "headers", None))
 
 
 def _inline_source(path: Path) -> list[dict[str, Any]] | None:

@@ -7,12 +7,31 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .base import BatchRuntime, Job, Poll, RuntimeFailure, http_error_kind, model_name, result
+from .base import (
+    CAPACITY_STATUSES,
+    BatchRuntime,
+    Job,
+    Poll,
+    QuotaRefused,
+    RuntimeFailure,
+    http_error_kind,
+    model_name,
+    result,
+    retry_after_seconds,
+)
 
 ENDPOINT = "/v1/chat/completions"
 TAG = "datafast_job"
 RUNNING = {"validating", "in_progress", "finalizing", "cancelling"}
 ENDED = {"completed", "expired", "cancelled"}
+# validation-error codes of a batch refused only because the organisation's queue for the model is full
+# ("Enqueued token limit reached for gpt-4o-mini in organization org-... Limit: 2,000,000 enqueued tokens.
+# Please try again once some in_progress batches have been completed."; openai-python issue #2084). The
+# request-count twin ("Enqueued request limit reached ...", seen for embeddings) is assumed to follow the
+# same naming.
+QUOTA_CODES = frozenset({"token_limit_exceeded", "request_limit_exceeded"})
+# a 429 with this code is an exhausted credit balance, which does not clear by waiting
+BILLING_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
 
 
 class OpenAIRuntime(BatchRuntime):
@@ -31,6 +50,11 @@ class OpenAIRuntime(BatchRuntime):
     def _call(self, what: str, job: Job, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except self._openai.APIStatusError as exc:
+            if exc.status_code in CAPACITY_STATUSES and exc.code not in BILLING_CODES:
+                raise QuotaRefused(self.name, f"{what} failed: {exc}", job.name,
+                                   retry_after_seconds(exc.response.headers)) from None
+            raise RuntimeFailure(self.name, f"{what} failed: {exc}", job.name) from None
         except self._openai.OpenAIError as exc:
             raise RuntimeFailure(self.name, f"{what} failed: {exc}", job.name) from None
 
@@ -60,9 +84,10 @@ class OpenAIRuntime(BatchRuntime):
             return Poll("running", done, failed, total, batch.status)
         if batch.status in ENDED:
             return Poll("ended", done, failed, total, batch.status, cancelled=batch.status in ("cancelling", "cancelled"))
-        errors = tuple(f"line {e.line}: {e.message}" if e.line is not None else str(e.message)
-                       for e in ((batch.errors.data or []) if batch.errors else []))
-        return Poll("failed", done, failed, total, batch.status, errors or (f"batch {batch.status}",))
+        data = (batch.errors.data or []) if batch.errors else []
+        errors = tuple(f"line {e.line}: {e.message}" if e.line is not None else str(e.message) for e in data)
+        quota = bool(data) and all(e.code in QUOTA_CODES for e in data)
+        return Poll("failed", done, failed, total, batch.status, errors or (f"batch {batch.status}",), quota=quota)
 
     def fetch(self, job: Job, raw_dir: Path) -> Iterator[dict[str, Any]]:
         raw_dir.mkdir(parents=True, exist_ok=True)

@@ -410,7 +410,7 @@ class Emulator:
                     time.sleep(min(max(fault.seconds, 0.0), MAX_LATENCY))
                 elif fault.kind == "http":
                     status = fault.status or 429
-                    err = self.fault_error(status, fault.message)
+                    err = self.fault_error(status, fault.message, fault.code)
                     err.headers.update({
                         "retry-after": str(max(1, round(fault.retry_after))),
                         "retry-after-ms": str(max(1, round(fault.retry_after * 1000))),

@@ -70,7 +70,8 @@ class Job:
                 "code": self.fault.code or "invalid_request",
                 "message": self.fault.message or "Injected validation failure.",
                 "param": None,
-                "line": 1,
+                # a queue-limit refusal (token_limit_exceeded, ...) is about the whole file, not one line
+                "line": None if (self.fault.code or "").endswith("_limit_exceeded") else 1,
             }]
         if self.fault is not None and self.fault.kind == "cancel":
             self.cancel_at = self._t_proc + self.delay / 2

@@ -6,6 +6,8 @@ call) or by HTTP call order (``path``, a regex searched in ``"METHOD /path"``, p
 - per request: ``error`` (vendor error for that request), ``invalid_json``, ``truncated``, ``refusal``;
 - per batch: ``expire`` / ``cancel`` (batch ends expired / cancelled after ``completed`` requests),
   ``validation_failure`` (OpenAI ``failed`` with ``errors.data``; Gemini ``FAILED``; Anthropic 400 at create);
+  its ``code`` is the errors.data code (``token_limit_exceeded``: a queue-limit refusal, no line) or, for Gemini,
+  ``RESOURCE_EXHAUSTED`` (operation error code 8 instead of 3);
 - per HTTP call: ``http`` (``status`` with retry-after, ``times`` calls), ``latency`` (``seconds`` per call).
 
 ``times`` is how many times a fault fires (default 1; ``None`` = every time; latency defaults to every time).

@@ -301,7 +301,10 @@ class GeminiEmulator(Emulator):
                 meta["endTime"] = meta["updateTime"]
                 op["done"] = True
                 if view.state == "failed":
-                    op["error"] = {"code": 3, "message": "; ".join(f["message"] for f in job.failure or [])}
+                    # google.rpc.Status: INVALID_ARGUMENT (3), or RESOURCE_EXHAUSTED (8) for a quota failure
+                    quota = any(f.get("code") == "RESOURCE_EXHAUSTED" for f in job.failure or [])
+                    op["error"] = {"code": 8 if quota else 3,
+                                   "message": "; ".join(f["message"] for f in job.failure or [])}
                 else:
                     meta["output"] = self._output(job, req, view.done)
                     op["response"] = {"@type": "type.googleapis.com/google.ai.generativelanguage.v1beta."
