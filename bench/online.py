@@ -4,7 +4,9 @@ Usage (from the repo root): python bench/online.py [--requests 1000] [--latency 
 
 The emulator runs in its own process (`python -m tests.emulators ollama`), as Ollama would, so that its HTTP
 server does not compete with the runtime for this process's GIL; it is stopped at the end. Every chat call
-sleeps `--latency` seconds in the emulator, so the ideal throughput is concurrency / latency requests/s.
+sleeps `--latency` seconds in the emulator, holding one of the model's slots as a generation does; the emulator,
+like Ollama, serves OLLAMA_NUM_PARALLEL chats per model at once (default 1), so it is started with
+OLLAMA_NUM_PARALLEL=concurrency and the ideal throughput is concurrency / latency requests/s.
 Prints one JSON line: requests, concurrency, latency, wall seconds, throughput, ideal, ratio to ideal.
 """
 
@@ -47,10 +49,10 @@ def requests(n: int) -> Iterator[dict[str, Any]]:
                "meta": {"topic": topic, "tone": tone}}
 
 
-def start_emulator() -> tuple[subprocess.Popen[str], str]:
+def start_emulator(parallel: int) -> tuple[subprocess.Popen[str], str]:
     cmd = [sys.executable, "-m", "tests.emulators", "ollama", "--max-seconds", "900"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+                            env={**os.environ, "PYTHONPATH": str(REPO), "OLLAMA_NUM_PARALLEL": str(parallel)})
     line = proc.stdout.readline() if proc.stdout else ""  # "ollama http://127.0.0.1:P base_url=... env=..."
     if not line.startswith("ollama "):
         proc.kill()
@@ -74,7 +76,7 @@ def main() -> None:
     sys.path.insert(0, str(REPO))
     from datafast.runtimes.ollama import OllamaRuntime
 
-    proc, url = start_emulator()
+    proc, url = start_emulator(args.concurrency)  # as many slots as workers: the runtime is measured
     try:
         post(url + "/_emulator/faults", {"kind": "latency", "seconds": args.latency, "path": "/api/chat"})
         runtime = OllamaRuntime({"OLLAMA_HOST": url}, schemas={"generate-bench": SCHEMA}, timeout=60.0)

@@ -162,6 +162,9 @@ class OllamaRuntime(OnlineRuntime):
 
     def _normalize(self, rid: str, model: str, response: ollama.ChatResponse, limit: Any) -> dict[str, Any]:
         truncated = response.done_reason == "length"
+        # Ollama leaves out any count that is 0 (api.Metrics is all omitempty), and prompt_eval_count when the whole
+        # prompt came from its KV cache (ollama#2068, #3427). A missing count is taken as 0, not estimated: usage
+        # stays what Ollama measured (the tokens it evaluated), and a local runtime is not billed per token.
         return result(rid, self.name, model, text=response.message.content,
                       finish_reason=response.done_reason, input_tokens=response.prompt_eval_count or 0,
                       output_tokens=response.eval_count or 0,

@@ -15,7 +15,7 @@ import jsonschema
 import pydantic
 import pytest
 from anthropic.types import Message
-from anthropic.types.messages import MessageBatch, MessageBatchIndividualResponse
+from anthropic.types.messages import MessageBatch, MessageBatchErroredResult, MessageBatchIndividualResponse
 
 from tests.emulators import AnthropicEmulator
 from tests.emulators.testing import poll, read_jsonl
@@ -105,6 +105,59 @@ def test_batch_lifecycle_and_results(anthropic_emulator: AnthropicEmulator, clie
     assert "temperature" in got["r-both"]["error"]["error"]["message"]
     assert got["r-zero"]["error"]["error"]["type"] == "invalid_request_error"
     assert emu.stats()["batches"][0]["request_ids"] == [r["custom_id"] for r in requests]
+
+
+BAD_PARAMS = {  # custom_id -> (params the API refuses only once it processes the batch, error type, message)
+    "unknown-model": (params(0, model="claude-nope-9"), "not_found_error", "model: claude-nope-9"),
+    "too-long": (params(1, max_tokens=64_001), "invalid_request_error",
+                 "max_tokens: 64001 > 64000, which is the maximum allowed number of output tokens for "
+                 "claude-haiku-4-5-20251001"),
+    "two-samplers": (params(2, model="claude-opus-4-6", temperature=0.5, top_p=0.9), "invalid_request_error",
+                     "`temperature` and `top_p` cannot both be specified for this model. Please use only one."),
+    "empty-turn": (params(3, messages=[{"role": "user", "content": ""}]), "invalid_request_error",
+                   "messages.0: all messages must have non-empty content except for the optional final assistant "
+                   "message"),
+    "no-block-type": (params(4, messages=[{"role": "user", "content": [{"text": "hi"}]}]), "invalid_request_error",
+                      "messages.0.content.0.type: Field required"),
+}
+
+
+@pytest.mark.emulator(batch_delay=100)
+def test_invalid_params_are_accepted_then_errored(anthropic_emulator: AnthropicEmulator,
+                                                   client: anthropic.Anthropic) -> None:
+    emu = anthropic_emulator
+    good = {"ok": params(5), "dated-at-its-limit": params(6, model="claude-opus-4-5-20251101", max_tokens=64_000,
+                                                           top_p=0.9)}
+    requests = [{"custom_id": rid, "params": p} for rid, p in good.items()]
+    requests += [{"custom_id": rid, "params": p} for rid, (p, _, _) in BAD_PARAMS.items()]
+    batch = client.messages.batches.create(requests=requests)  # accepted: params are checked while processing
+    assert batch.processing_status == "in_progress" and batch.request_counts.processing == len(requests)
+    emu.advance(50)
+    assert raw_batch(client, batch.id)["request_counts"]["errored"] == 0  # nothing shows before the end
+    emu.advance(100)
+    counts = raw_batch(client, batch.id)["request_counts"]
+    assert (counts["succeeded"], counts["errored"]) == (len(good), len(BAD_PARAMS))
+    got = results(emu, client, batch.id)
+    for rid in good:
+        assert got[rid]["type"] == "succeeded", got[rid]
+    for rid, (_, kind, message) in BAD_PARAMS.items():
+        errored = MessageBatchErroredResult.model_validate(got[rid])  # {"type": "errored", "error": ErrorResponse}
+        assert errored.error.type == "error" and errored.error.error.type == kind, got[rid]
+        assert errored.error.error.message == message
+    via_sdk = {r.custom_id: r.result for r in client.messages.batches.results(batch.id)}
+    assert isinstance(via_sdk["too-long"], MessageBatchErroredResult) and via_sdk["ok"].type == "succeeded"
+
+
+def test_online_refuses_the_same_params_at_once(client: anthropic.Anthropic) -> None:
+    with pytest.raises(anthropic.NotFoundError, match="model: claude-nope-9"):
+        client.messages.create(**BAD_PARAMS["unknown-model"][0])
+    for rid in ("too-long", "two-samplers", "empty-turn", "no-block-type"):
+        body, _, message = BAD_PARAMS[rid]
+        samplers = {k: body[k] for k in ("temperature", "top_p") if k in body}  # not in this SDK's signature
+        with pytest.raises(anthropic.BadRequestError) as info:
+            client.messages.create(**{k: v for k, v in body.items() if k not in samplers}, extra_body=samplers)
+        assert info.value.body["error"]["message"] == message
+    assert client.messages.create(**params(0, max_tokens=64_000)).type == "message"  # the limit itself is fine
 
 
 def test_results_are_deterministic(anthropic_emulator: AnthropicEmulator, client: anthropic.Anthropic) -> None:

@@ -137,6 +137,29 @@ def test_per_request_outcomes_map_to_error_kinds(anthropic_emulator: AnthropicEm
     assert (poll.done, poll.failed) == (3, len(ERRORS) + 1)  # truncated and refused answers "succeeded"
 
 
+def test_params_refused_while_processing_are_terminal_results(anthropic_emulator: AnthropicEmulator,
+                                                               tmp_path: Path) -> None:
+    emu, rt = anthropic_emulator, runtime(anthropic_emulator)
+    too_long, unknown, empty = line("too-long", max_tokens=64_001), line("unknown"), line("empty")
+    unknown["params"]["model"] = "claude-nope-9"
+    empty["params"]["messages"] = [{"role": "user", "content": ""}]
+    job, path = job_file(tmp_path, "invalid", [line("ok-0"), too_long, unknown, empty, line("ok-1")])
+    submit(rt, job, path)  # accepted: the API checks each request's params only while processing the batch
+    emu.advance(10)
+    poll = rt.poll(job)
+    assert (poll.state, poll.done, poll.failed) == ("ended", 2, 3)
+    results = by_id(list(rt.fetch(job, tmp_path / "raw")))
+    assert results["ok-0"]["status"] == results["ok-1"]["status"] == "ok"
+    error = results["too-long"]["error"]
+    assert (error["kind"], error["retryable"]) == ("invalid_request", False)
+    assert error["message"] == ("invalid_request_error: max_tokens: 64001 > 64000, which is the maximum allowed "
+                                "number of output tokens for claude-haiku-4-5-20251001")  # the vendor's words
+    assert results["empty"]["error"]["kind"] == "invalid_request" and "non-empty" in results["empty"]["error"]["message"]
+    assert results["unknown"]["error"] == {"kind": "not_found", "message": "not_found_error: model: claude-nope-9",
+                                           "retryable": False}
+    assert all(emu.submissions(rid) == 1 for rid in results)
+
+
 def test_own_limit_truncates_and_raise_max_tokens_fixes_it(anthropic_emulator: AnthropicEmulator,
                                                            tmp_path: Path) -> None:
     emu, rt = anthropic_emulator, runtime(anthropic_emulator)

@@ -165,6 +165,50 @@ def test_missing_prompt_eval_count_counts_zero() -> None:
     assert r["status"] == "ok" and r["usage"] == {"input_tokens": 0, "output_tokens": 7}
 
 
+@pytest.mark.emulator(prompt_cache=True)
+def test_cached_prompt_counts_zero_input_tokens(ollama_emulator: OllamaEmulator) -> None:
+    rt = runtime(ollama_emulator)
+    first = run_all(rt, [request(1)])["r0001"]
+    again = run_all(rt, [request(1)])["r0001"]  # same prompt: Ollama sends no prompt_eval_count
+    assert first["status"] == again["status"] == "ok" and first["text"] == again["text"]
+    assert first["usage"]["input_tokens"] > 0 and again["usage"] == {"input_tokens": 0,
+                                                                     "output_tokens": first["usage"]["output_tokens"]}
+
+
+@pytest.mark.emulator(num_parallel=2)
+def test_limited_server_queues_without_losing_or_duplicating(ollama_emulator: OllamaEmulator) -> None:
+    ollama_emulator.faults.latency(0.02, "/api/chat")
+    requests = [request(i) for i in range(18)]
+    got = run_all(runtime(ollama_emulator), requests, concurrency=6)  # more workers than Ollama's slots
+    assert sorted(got) == sorted(r["id"] for r in requests) and all(r["status"] == "ok" for r in got.values())
+    stats = ollama_emulator.stats()
+    assert stats["scheduler"]["peak_running"] == {"gemma3:4b": 2} and stats["scheduler"]["peak_queued"] == 4
+    assert sorted(stats["request_counts"].values()) == [1] * 18  # each request generated exactly once
+
+
+@pytest.mark.emulator(num_parallel=1, max_queue=1)
+def test_server_busy_503_is_retried(ollama_emulator: OllamaEmulator) -> None:
+    ollama_emulator.faults.latency(0.05, "/api/chat")
+    requests = [request(i) for i in range(8)]
+    got = run_all(runtime(ollama_emulator, max_retries=40, backoff=0.01), requests, concurrency=4)
+    assert sorted(got) == sorted(r["id"] for r in requests) and all(r["status"] == "ok" for r in got.values())
+    stats = ollama_emulator.stats()
+    rejected = stats["scheduler"]["rejected"]
+    assert rejected > 0  # 4 workers, 1 slot, 1 place in the queue: some were refused, and sent again
+    assert stats["calls"]["POST /api/chat"] == 8 + rejected
+    assert sorted(stats["request_counts"].values()) == [1] * 8  # a refused request was never generated
+
+
+@pytest.mark.emulator(num_parallel=1, max_queue=0)
+def test_server_still_busy_after_the_retries_is_a_transient_result(ollama_emulator: OllamaEmulator) -> None:
+    ollama_emulator.faults.latency(0.5, "/api/chat")
+    got = run_all(runtime(ollama_emulator, max_retries=1, backoff=0.01), [request(1), request(2)], concurrency=2)
+    (busy,) = [r for r in got.values() if r["status"] == "error"]
+    assert busy["error"]["kind"] == "server_error" and busy["error"]["retryable"]
+    assert "HTTP 503: server busy" in busy["error"]["message"] and "2 attempts" in busy["error"]["message"]
+    assert [r["status"] for r in got.values()].count("ok") == 1
+
+
 def test_truncated_answer_is_terminal(ollama_emulator: OllamaEmulator) -> None:
     ollama_emulator.faults.add("truncated", path="/api/chat")
     got = run_all(runtime(ollama_emulator), [request(1)], concurrency=1)

@@ -2,15 +2,26 @@
 
 SDK base URL: ``emu.base_url`` (``http://127.0.0.1:PORT``; paths carry ``/v1``). Batch creation checks the
 envelope synchronously (custom_id format and uniqueness, counts, size -> HTTP 400); each request's ``params``
-are validated like ``POST /v1/messages`` and a bad one becomes an ``errored`` result, as the API validates params
-asynchronously. ``results_url`` is absolute, built from the request's Host header.
+are validated like ``POST /v1/messages`` and a bad one becomes an ``errored`` result once the batch has ended
+(``{"type": "errored", "error": {"type": "error", "error": {"type": "invalid_request_error", "message"}}}``,
+``MessageBatchErroredResult``), the others succeeding, as the API validates params asynchronously ("validation
+of the params object is performed asynchronously, and validation errors are returned when processing of the
+entire batch has ended": docs build-with-claude/batch-processing). ``results_url`` is absolute, built from the
+request's Host header.
+
+Models: ``MODELS`` (or the ``models`` option) lists the models served with their output-token limit and whether
+they refuse ``temperature`` together with ``top_p``. An unknown model is a ``not_found_error`` ``model: <name>``
+(404 online); ``max_tokens`` above the limit is ``max_tokens: N > M, which is the maximum allowed number of output
+tokens for <model id>`` (anthropics/claude-code#24451, OpenHands#11090); both samplers on a model that refuses
+them is "`temperature` and `top_p` cannot both be specified for this model. Please use only one." (chatbox#2670).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from ._base import Emulator, HTTPError, Request, Response, digest, json_response, jsonl, new_id, rfc3339
 from ._jobs import Item, Job
@@ -28,12 +39,47 @@ _KINDS = {400: "invalid_request_error", 401: "authentication_error", 402: "billi
           529: "overloaded_error"}
 
 
+
+
+class Model(NamedTuple):
+    id: str  # the snapshot an alias resolves to (named in error messages)
+    max_tokens: int  # output-token limit
+    one_sampler: bool  # refuses temperature together with top_p
+
+
+def _models(*rows: tuple[tuple[str, ...], int, bool]) -> dict[str, Model]:
+    return {name: Model(names[-1], limit, one) for names, limit, one in rows for name in names}
+
+
+# The models this SDK version names (anthropic.types.ModelParam, anthropic 2.14); older ones taken as retired. Output
+# limits: platform.claude.com models pages (Haiku 4.5 64K, Opus 4.6 128K, Fable 5.1 / Opus 5.5 / Sonnet 5 128K),
+# anthropics/claude-code#24451 (Opus 4.5 64K), Effect-TS/effect#7129 (Sonnet 4.6, Opus 4.7, 4.8 128K); others
+# (Haiku/Sonnet 5.5, Fable 5 / 5.2, Mythos, Opus 5) assumed 128K. One sampler: every model from Opus 4.1 on
+# (chatbox#2670, langfuse#9882, OpenHands#12909, bedrock-access-gateway#208).
+MODELS: dict[str, Model] = _models(
+    (("claude-haiku-4-5", "claude-haiku-4-5-20251001"), 64_000, True),
+    (("claude-sonnet-4-5", "claude-sonnet-4-5-20250929"), 64_000, True),
+    (("claude-opus-4-5", "claude-opus-4-5-20251101"), 64_000, True),
+    *(((name,), 128_000, True) for name in (
+        "claude-opus-4-6", "claude-sonnet-4-6", "claude-opus-4-7", "claude-opus-4-8", "claude-mythos-preview",
+        "claude-opus-5", "claude-sonnet-5", "claude-fable-5", "claude-mythos-5", "claude-fable-5-1",
+        "claude-mythos-5-1", "claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5", "claude-fable-5-2",
+        "claude-mythos-5-2")),
+)
+
+
 def _bad(message: str) -> HTTPError:
     return HTTPError(400, message, kind="invalid_request_error")
 
 
-def params_problem(params: Any, *, batch: bool = False) -> HTTPError | None:
-    """The 400 the Messages API gives for these params, or None."""
+def _empty(content: Any) -> bool:
+    if isinstance(content, str):
+        return not content
+    return not content or all(isinstance(b, dict) and b.get("type") == "text" and not b.get("text") for b in content)
+
+
+def params_problem(params: Any, *, batch: bool = False, models: Mapping[str, Model] = MODELS) -> HTTPError | None:
+    """The error the Messages API gives for these params (400, or 404 for an unknown model), or None."""
     if not isinstance(params, dict):
         return _bad("params: Input should be a valid dictionary")
     for key in params:
@@ -54,14 +100,28 @@ def params_problem(params: Any, *, batch: bool = False) -> HTTPError | None:
     for i, msg in enumerate(messages):
         if not isinstance(msg, dict) or msg.get("role") not in ("user", "assistant"):
             return _bad(f"messages.{i}.role: Input should be 'user' or 'assistant'")
-        if not isinstance(msg.get("content"), (str, list)):
+        content = msg.get("content")
+        if not isinstance(content, (str, list)):
             return _bad(f"messages.{i}.content: Field required")
-    if "temperature" in params and "top_p" in params:
-        return _bad("`temperature` and `top_p` cannot both be specified for this model. Please use only one.")
+        for j, block in enumerate(content if isinstance(content, list) else []):
+            if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+                return _bad(f"messages.{i}.content.{j}.type: Field required")
     for key in ("temperature", "top_p"):
         value = params.get(key)
         if key in params and (not isinstance(value, (int, float)) or not 0 <= value <= 1):
             return _bad(f"{key}: Input should be less than or equal to 1")
+    model = models.get(params["model"])
+    if model is None:
+        return HTTPError(404, f"model: {params['model']}", kind="not_found_error")
+    for i, msg in enumerate(messages):
+        if _empty(msg["content"]) and not (i == len(messages) - 1 and msg["role"] == "assistant"):
+            return _bad(f"messages.{i}: all messages must have non-empty content except for the optional final "
+                        "assistant message")
+    if params["max_tokens"] > model.max_tokens:
+        return _bad(f"max_tokens: {params['max_tokens']} > {model.max_tokens}, which is the maximum allowed number "
+                    f"of output tokens for {model.id}")
+    if model.one_sampler and "temperature" in params and "top_p" in params:
+        return _bad("`temperature` and `top_p` cannot both be specified for this model. Please use only one.")
     if batch and params.get("stream"):
         return _bad("stream: Input should be False")
     fmt = (params.get("output_config") or {}).get("format") if isinstance(params.get("output_config"), dict) else None
@@ -109,6 +169,10 @@ class AnthropicEmulator(Emulator):
         ("GET", "/v1/messages/batches/{batch_id}/results", "batch_results"),
     ]
 
+    def __init__(self, *, models: Mapping[str, Model] | None = None, **kwargs: Any) -> None:
+        self.models = dict(MODELS if models is None else models)
+        super().__init__(**kwargs)
+
     def check_auth(self, req: Request) -> None:
         auth = req.headers.get("Authorization") or ""
         if not (req.headers.get("x-api-key") or (auth.startswith("Bearer ") and auth[7:].strip())):
@@ -148,7 +212,7 @@ class AnthropicEmulator(Emulator):
 
     def create_message(self, req: Request) -> Response:
         params = req.json_object()
-        problem = params_problem(params)
+        problem = params_problem(params, models=self.models)
         if problem is not None:
             raise problem
         if params.get("stream"):
@@ -175,7 +239,8 @@ class AnthropicEmulator(Emulator):
             if rid in seen:
                 raise _bad(f"requests.{i}.custom_id: Duplicate custom_id {rid!r} in the batch")
             seen.add(rid)
-            items.append(Item(rid, entry["params"], params_problem(entry["params"], batch=True)))
+            # a bad request is still accepted: its problem shows only as an `errored` result once the batch ends
+            items.append(Item(rid, entry["params"], params_problem(entry["params"], batch=True, models=self.models)))
         ids = [it.rid for it in items]
         fault = self.faults.for_batch(ids)
         if fault is not None and fault.kind == "validation_failure":
