@@ -51,6 +51,7 @@ class OllamaRuntime(OnlineRuntime):
         self.schemas = dict(schemas or {})
         self.max_retries, self.backoff = max(0, max_retries), backoff
         self._random = random.Random()  # jitter only; never the global generator
+        self._thinking: set[str] = set()  # models (canonical names) sent `think: false`; see _note_thinking
         # one client for every worker thread (httpx.Client is thread-safe); no cap on connections (the
         # workers are the cap) and enough keep-alive slots that no worker reconnects (httpx keeps 20)
         self.client = ollama.Client(
@@ -75,6 +76,19 @@ class OllamaRuntime(OnlineRuntime):
             plural = "s" if len(missing) > 1 else ""
             raise RuntimeFailure(self.name, f"model{plural} not available at {self.host}: {', '.join(missing)}; "
                                  f"run `{pulls}`")
+        for name in {model_name(m) for m in models}:
+            self._note_thinking(name)
+
+    def _note_thinking(self, name: str) -> None:
+        """Whether a model thinks (capability "thinking" in /api/show): those get `think: false`, so they answer
+        with the JSON alone instead of a <think> block first (tokens paid for nothing, and a wrapper around
+        the answer). A server too old to say is asked nothing more."""
+        try:
+            capabilities = self.client.show(name).capabilities or []
+        except (self._ollama.ResponseError, self._httpx.HTTPError):
+            return
+        if "thinking" in capabilities:
+            self._thinking.add(canonical(name))
 
     # -- running -------------------------------------------------------------------------------------------
     def run(self, requests: Iterable[Mapping[str, Any]], concurrency: int,
@@ -131,6 +145,8 @@ class OllamaRuntime(OnlineRuntime):
         options = {opt: params[param] for param, opt in OPTIONS.items() if params.get(param) is not None}
         kwargs = {"model": model_name(model), "messages": request["messages"], "format": schema,
                   "options": options, "stream": False}
+        if canonical(model_name(model)) in self._thinking:
+            kwargs["think"] = False
         stop = stop or threading.Event()
         attempt = 0
         while True:

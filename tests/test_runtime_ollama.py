@@ -269,3 +269,33 @@ def test_ctrl_c_stops_submitting(ollama_emulator: OllamaEmulator) -> None:
         worker.join(timeout=5)
         assert not worker.is_alive()
     assert started[0] == concurrency and ollama_emulator.stats()["calls"]["POST /api/chat"] == concurrency
+
+
+def test_thinking_models_are_asked_not_to_think_and_others_are_not_sent_the_flag(ollama_emulator):
+    from datafast.runtimes.ollama import OllamaRuntime
+
+    runtime = OllamaRuntime({"OLLAMA_HOST": ollama_emulator.base_url}, schemas={"s": SCHEMA})
+    requests = [{"id": f"r{i}", "model": model, "schema": "s", "params": {"max_tokens": 200},
+                 "messages": [{"role": "user", "content": f"q{i}"}]}
+                for i, model in enumerate(["ollama:qwen3:4b", "ollama:gemma3:4b"])]
+    runtime.check_models([r["model"] for r in requests])
+    results: list[dict] = []
+    runtime.run(requests, 2, results.append)
+    assert [r["status"] for r in results] == ["ok", "ok"]
+    assert all(not r["text"].lstrip().startswith("<think>") for r in results)
+    sent = {b["model"]: b for b in ollama_emulator.received}
+    assert sent["qwen3:4b"]["think"] is False and "think" not in sent["gemma3:4b"]
+
+
+def test_a_thinking_model_asked_nothing_answers_with_a_think_block_that_collect_unwraps(ollama_emulator):
+    import ollama
+
+    from datafast.compiler.collect import RowBuilder
+
+    client = ollama.Client(host=ollama_emulator.base_url)
+    reply = client.chat(model="qwen3:4b", messages=[{"role": "user", "content": "q"}], format=SCHEMA)
+    assert reply.message.content.startswith("<think>")  # what a runtime that does not ask gets
+    manifest = {"type": "classification", "schemas": {"s": SCHEMA},
+                "spec": {"name": "x", "classes": [{"name": "a", "description": "A."}], "models": ["ollama:m"]}}
+    parsed = RowBuilder(manifest).parse("s", reply.message.content)
+    assert parsed.kind is None and parsed.unwrapped == "think"

@@ -34,7 +34,13 @@ from ._base import MAX_LATENCY, Emulator, HTTPError, Request, Response, json_res
 from .answers import request_key, respond
 from .faults import Fault, FaultPlan
 
-DEFAULT_MODELS = ("gemma3:4b", "llama3.2:latest", "smollm2:135m")
+DEFAULT_MODELS = ("gemma3:4b", "llama3.2:latest", "smollm2:135m", "qwen3:4b")
+# models with the "thinking" capability (/api/show), as qwen3 and deepseek-r1 have: without `think` in the
+# request their answer starts with a <think>...</think> block in message.content (Ollama >= 0.9 keeps that for
+# requests that do not ask); `think: false` turns it off, `think: true` moves it to message.thinking; `think:
+# true` to a model without the capability is a 400 '"<model>" does not support thinking'
+THINKING_FAMILIES = ("qwen3", "deepseek-r1")
+THOUGHT = "Okay, the user wants JSON. Let me think about what fits the schema."
 DEFAULT_NUM_PARALLEL = 1  # envconfig.NumParallel
 DEFAULT_MAX_QUEUE = 512  # envconfig.MaxQueue
 BUSY = "server busy, please try again.  maximum pending requests exceeded"  # sched.go ErrMaxQueue, verbatim
@@ -44,6 +50,10 @@ METRICS = ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_
 
 def _canonical(name: str) -> str:
     return name if ":" in name else name + ":latest"
+
+
+def _thinks(name: str) -> bool:
+    return name.split(":")[0] in THINKING_FAMILIES
 
 
 def _details(name: str) -> dict[str, Any]:
@@ -214,7 +224,8 @@ class OllamaEmulator(Emulator):
             "template": "{{ .Prompt }}", "details": _details(name),
             "model_info": {"general.architecture": family, "general.parameter_count": 4_300_000_000,
                            f"{family}.context_length": 131072, f"{family}.embedding_length": 2560},
-            "capabilities": ["completion"], "modified_at": rfc3339(1_735_689_600, nanos=True),
+            "capabilities": ["completion", "thinking"] if _thinks(name) else ["completion"],
+            "modified_at": rfc3339(1_735_689_600, nanos=True),
         })
 
     def chat(self, req: Request) -> Response:
@@ -224,6 +235,9 @@ class OllamaEmulator(Emulator):
         if not isinstance(messages, list) or not all(isinstance(m, dict) and "role" in m for m in messages):
             raise HTTPError(400, "invalid message format: messages must be a list of {role, content}")
         options: dict[str, Any] = body["options"] if isinstance(body.get("options"), dict) else {}
+        think = body.get("think")
+        if think is True and not _thinks(_canonical(model)):
+            raise HTTPError(400, f'"{model}" does not support thinking')
         fmt = body.get("format")
         if fmt not in (None, "", "json") and not isinstance(fmt, dict):
             raise HTTPError(400, f"invalid format: {fmt!r}")
@@ -244,8 +258,13 @@ class OllamaEmulator(Emulator):
                     cached = key in self.cached_prompts
                     self.cached_prompts.add(key)
             created = rfc3339(self.now(), nanos=True)
+            message: dict[str, Any] = {"role": "assistant", "content": ans.text}
+            if _thinks(_canonical(model)) and think is None:
+                message["content"] = f"<think>\n{THOUGHT}\n</think>\n\n{ans.text}"
+            elif _thinks(_canonical(model)) and think is True:
+                message["thinking"] = THOUGHT
             final = {
-                "model": model, "created_at": created, "message": {"role": "assistant", "content": ans.text},
+                "model": model, "created_at": created, "message": message,
                 "done": True, "done_reason": "length" if ans.finish == "length" else "stop",
                 "total_duration": 250_000_000 + ans.output_tokens * 20_000_000, "load_duration": 40_000_000,
                 "prompt_eval_count": 0 if cached else ans.input_tokens,
