@@ -336,7 +336,8 @@ def run_cmd(spec: str, out_dir: str | None, poll_interval: float, concurrency: i
                          on_progress=_progress)
     click.echo(render_collect(report.as_dict()))
     click.echo(render_samples(Path(report.output)))
-    click.echo(f"files: {result.out_dir}/ (manifest.jsonl, stages/, rows/, results/, rejects.jsonl, "
+    stages = "stages/, " if len(report.stages) > 1 else ""
+    click.echo(f"files: {result.out_dir}/ (manifest.jsonl, {stages}rows/, results/, rejects.jsonl, "
                f"{Path(report.output).name})")
 
 
