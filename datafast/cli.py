@@ -341,6 +341,43 @@ def run_cmd(spec: str, out_dir: str | None, poll_interval: float, concurrency: i
                f"{Path(report.output).name})")
 
 
+@main.command("preview")
+@click.argument("spec")
+@click.option("-n", "count", type=click.IntRange(min=1), default=3, show_default=True,
+              help="First-stage requests to run, with their chains through every stage.")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), help="Output dir (default build/<name>).")
+@click.option("--poll-interval", type=click.FloatRange(min=0), default=5.0, show_default=True, help="Seconds.")
+@click.option("--concurrency", type=click.IntRange(min=1), help="Parallel requests for online runtimes.")
+@prices_option
+@_runtime_errors
+def preview_cmd(spec: str, count: int, out_dir: str | None, poll_interval: float, concurrency: int | None,
+                prices: str | None) -> None:
+    """Run a few items of SPEC through every stage online, show them, and project the full run's cost
+    from the measured tokens. The full run reuses these answers (paid once)."""
+    from .preview import preview
+
+    report = preview(spec, count, out_dir, poll_interval=poll_interval, concurrency=concurrency, prices=prices,
+                     on_progress=_progress)
+    collected = report.collect.as_dict()
+    click.echo(f"preview of {report.picked} first-stage request(s) in {report.out_dir}")
+    click.echo(render_collect(collected))
+    click.echo(render_samples(Path(collected["output"]), count=5))
+    if collected["rejected"]:
+        click.echo(f"rejects: {collected['rejects']}")
+    proj = report.projection
+    cur = proj["currency"]
+    click.echo("full run at the measured tokens per request (estimate from plan for stages not reached):")
+    click.echo(f"  {'stage':<16} {'requests':>9} {'input tok':>12} {'output tok':>12} {'online':>14} {'batch':>14}")
+    for st in proj["stages"]:
+        mark = "" if st["measured"] else " ~"
+        click.echo(f"  {st['stage'] + mark:<16} {st['requests']:>9,} {st['input_tokens']:>12,} "
+                   f"{st['output_tokens']:>12,} {_money(st['cost_online'], cur):>14} {_money(st['cost_batch'], cur):>14}")
+    t, e = proj["total"], proj["estimate_total"]
+    click.echo(f"  {'total':<16} {t['requests']:>9,} {t['input_tokens']:>12,} {t['output_tokens']:>12,} "
+               f"{_money(t['cost_online'], cur):>14} {_money(t['cost_batch'], cur):>14}")
+    click.echo(f"  plan's chars/4 estimate: {_money(e['cost_online'], cur)} online, {_money(e['cost_batch'], cur)} batch")
+
+
 @main.command("schema")
 def schema_cmd() -> None:
     """Print the JSON Schema of the spec format (point your editor's YAML plugin at it)."""

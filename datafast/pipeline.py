@@ -195,18 +195,26 @@ def _advance(od: OutputDir, sub: Submitter, wait: bool, poll_interval: float, re
         sub.resume_creations()
         sv = survey(od, compile_ready=True, retry_failed=forced, max_attempts=max_attempts, prices=prices,
                     progress=progress)
+        sent = False
         if not sv.plan.empty:
+            jobs_before = _jobs_signature(od)
             sub.send(sv.plan, sv.manifests, concurrency, wait)
+            # a planned batch request whose job file is missing (e.g. a dir without job files) goes nowhere
+            sent = bool(sv.plan.online) or _jobs_signature(od) != jobs_before
             for ids in sv.plan.batch.values():
                 resent |= ids
             resent.update(r["id"] for requests in sv.plan.online.values() for r in requests)
         ended = sub.poll_live(wait, poll_interval)
         if any(j.status == "submitted" for j in od.state.live()):
             break  # not waiting: the next submit picks up from here
-        if sv.plan.empty and not sv.compiled_now and not ended:
+        if not sent and not sv.compiled_now and not ended:
             return _report(sv, len(od.state.live()))  # nothing sent, compiled or fetched: as far as it goes
     final = survey(od, compile_ready=False, max_attempts=max_attempts)
     return _report(final, len(od.state.live()))
+
+
+def _jobs_signature(od: OutputDir) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((j.name, j.status) for j in od.state.jobs.values()))
 
 
 def status(out_dir: str | Path, env: dict[str, str] | None = None, refresh: bool = True) -> dict[str, Any]:
