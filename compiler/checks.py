@@ -73,6 +73,10 @@ def check_spec(spec: DatasetConfigBase, base_dir: Path) -> CheckResult:
 
 def _models(spec: DatasetConfigBase) -> Iterator[Finding]:
     models = spec.models  # type: ignore[attr-defined]
+    if not models:  # a config built in Python without models (the providers of generate() fill them)
+        yield (("models",), "no models; give models=['runtime:model', ...] (e.g. 'openai:gpt-4.1-mini'), "
+                            "or pass providers to the dataset's generate()")
+        return
     lists = models.items() if isinstance(models, dict) else [(None, models)]
     for role, names in lists:
         base: tuple[str | int, ...] = ("models",) if role is None else ("models", role)

@@ -7,10 +7,20 @@ with its field path so the loader can point at the YAML line.
 
 from __future__ import annotations
 
+import difflib
 import re
+from pathlib import PurePath
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 SPEC_FORMAT_VERSION = 1
 KNOWN_RUNTIMES = ("openai", "anthropic", "gemini", "ollama", "local")
@@ -98,8 +108,23 @@ ModelString = Annotated[str, Field(min_length=1), AfterValidator(_check_model_st
 ModelList = Annotated[list[ModelString], Field(min_length=1)]
 
 
+def name_from_output_file(output_file: str) -> str:
+    """A dataset name (NAME_PATTERN) from an output file's stem: `Sentiment Dataset.jsonl` -> `sentiment-dataset`."""
+    slug = re.sub(r"[^a-z0-9_-]+", "-", PurePath(output_file).stem.lower()).strip("-_")[:100].rstrip("-_")
+    return slug or "dataset"
+
+
+class _ModelsLater:
+    """Marks a config built in Python without `models`: the providers given to `generate()` fill them."""
+
+
+MODELS_LATER = _ModelsLater()
+
+
 class DatasetConfigBase(_Model):
     """Keys common to every dataset type."""
+
+    DEFAULT_OUTPUT_FILE: ClassVar[str] = "dataset.jsonl"
 
     type: str
     datafast: Literal[1] = Field(1, description="Spec format version.")
@@ -110,6 +135,60 @@ class DatasetConfigBase(_Model):
     system_prompt: str | None = Field(None, description="Replaces the built-in system message of the first stage.")
     expansion: PromptExpansionConfig = Field(default_factory=lambda: PromptExpansionConfig())
     generation: GenerationConfig = Field(default_factory=lambda: GenerationConfig())
+    # left out of the normalized spec when false, so specs without it keep their manifest and hash
+    online: bool | list[NonEmptyStr] = Field(
+        False, exclude_if=lambda value: value is False,
+        description="Requests sent online (one call each, full price) rather than in batches: true for every "
+                    "role, or a list of roles, e.g. [judge]. `submit --online` sends every request online.")
+    output_file: str | None = Field(
+        None, exclude_if=lambda value: value is None,  # absent from the normalized spec unless given
+        description="Python workflow (`Dataset.generate`): where the final rows are written (.jsonl or "
+                    ".parquet), the work dir beside it; default as the original datafast's, per type.")
+
+    def __init__(self, /, **data: Any) -> None:
+        # Python construction only (YAML/JSON specs go through `model_validate`, which keeps `name` and
+        # `models` required): the original datafast's configs take neither, the providers given to
+        # `generate()` name the models and the output file names the dataset.
+        if "name" not in data:
+            data["name"] = name_from_output_file(data.get("output_file") or self.DEFAULT_OUTPUT_FILE)
+        if "models" not in data and "models" in type(self).model_fields:
+            data["models"] = MODELS_LATER
+        super().__init__(**data)
+
+    # pydantic calls a custom __init__ from `model_validate` too; marked as its base init, it stays
+    # Python-construction only (pydantic's RootModel marks its own __init__ the same way)
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    @field_validator("models", mode="wrap", check_fields=False)
+    @classmethod
+    def _models_later(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        return [] if value is MODELS_LATER else handler(value)  # an empty list: compile refuses it (checks)
+
+    @field_validator("output_file")
+    @classmethod
+    def _output_format(cls, value: str | None) -> str | None:
+        if value is not None and PurePath(value).suffix not in (".jsonl", ".parquet"):
+            raise ValueError(f"output_file {value!r} must end in .jsonl or .parquet")
+        return value
+
+    @field_validator("online")
+    @classmethod
+    def _online_roles(cls, value: bool | list[str]) -> bool | list[str]:
+        if value is True or value is False:
+            return value
+        roles: tuple[str, ...] = getattr(cls, "ROLES", ()) or ("generate",)  # single-stage types: one role
+        if not value:
+            raise ValueError("list the roles to send online (roles: " + ", ".join(roles) + "), or true for all")
+        for role in value:
+            if role not in roles:
+                close = difflib.get_close_matches(role, roles, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ValueError(f"unknown role {role!r}{hint}; roles: {', '.join(roles)}")
+        return value
+
+    def online_for(self, role: str) -> bool:
+        """Whether the requests of a stage role are sent online (the `online` key)."""
+        return self.online is True or (isinstance(self.online, list) and role in self.online)
 
     def models_for(self, role: str) -> list[str]:
         """The models of a stage role: the whole list when `models` is a list, else its entry for the role."""
@@ -136,13 +215,15 @@ class DatasetConfigBase(_Model):
 
 
 class _SingleStage(DatasetConfigBase):
-    models: ModelList = Field(description="Every expanded prompt goes to every model: 'runtime:model'.")
+    models: ModelList = Field(exclude_if=lambda value: value == [],  # not given yet (Python): a dump rebuilds it
+                              description="Every expanded prompt goes to every model: 'runtime:model'.")
 
 
 class _MultiStage(DatasetConfigBase):
     """`models` is a list (every role uses it) or a mapping role -> list."""
 
     models: ModelList | dict[str, ModelList] = Field(
+        exclude_if=lambda value: value == [],  # not given yet (Python): a dump rebuilds it
         description="A list used by every role, or a mapping role -> list of 'runtime:model'."
     )
     ROLES: ClassVar[tuple[str, ...]] = ()
@@ -152,6 +233,8 @@ class _MultiStage(DatasetConfigBase):
 class ClassificationDatasetConfig(_SingleStage):
     """Labelled texts: `num_samples_per_prompt` texts per class x language x prompt x expansion x model."""
 
+    DEFAULT_OUTPUT_FILE: ClassVar[str] = "classification.jsonl"
+
     type: Literal["classification"] = "classification"
     classes: list[ClassSpec] = Field(min_length=1)
     num_samples_per_prompt: int = Field(5, ge=1)
@@ -159,6 +242,8 @@ class ClassificationDatasetConfig(_SingleStage):
 
 class RawDatasetConfig(_SingleStage):
     """Unlabelled texts per document type x topic x language."""
+
+    DEFAULT_OUTPUT_FILE: ClassVar[str] = "text.jsonl"
 
     type: Literal["text"] = "text"
     document_types: list[NonEmptyStr] = Field(min_length=1)
@@ -168,6 +253,8 @@ class RawDatasetConfig(_SingleStage):
 
 class UltrachatDatasetConfig(_MultiStage):
     """Multi-turn conversations (UltraChat style): questions -> persona rewrite -> assistant/user turns."""
+
+    DEFAULT_OUTPUT_FILE: ClassVar[str] = "instruction_dataset.jsonl"
 
     type: Literal["conversation"] = "conversation"
     domain: NonEmptyStr
@@ -200,6 +287,8 @@ class UltrachatDatasetConfig(_MultiStage):
 class MCQDatasetConfig(_MultiStage):
     """Multiple-choice questions from documents: questions + correct answer, then three distractors."""
 
+    DEFAULT_OUTPUT_FILE: ClassVar[str] = "mcq_dataset.jsonl"
+
     type: Literal["mcq"] = "mcq"
     source: SourceConfig
     text_column: NonEmptyStr = "text"
@@ -222,6 +311,8 @@ class MCQDatasetConfig(_MultiStage):
 
 class PreferenceDatasetConfig(_MultiStage):
     """Preference pairs: questions from documents, a chosen and a rejected answer, optional judge scores."""
+
+    DEFAULT_OUTPUT_FILE: ClassVar[str] = "preference_dataset.jsonl"
 
     type: Literal["preference"] = "preference"
     input_documents: list[NonEmptyStr] | None = Field(None, min_length=1)
@@ -269,6 +360,8 @@ ColumnIdentifier = Annotated[str, Field(min_length=1), AfterValidator(_identifie
 
 class GenericPipelineDatasetConfig(_SingleStage):
     """A prompt over each row of an input dataset; each output column is a string field of the answer."""
+
+    DEFAULT_OUTPUT_FILE: ClassVar[str] = "generic_pipeline_dataset.jsonl"
 
     type: Literal["generic"] = "generic"
     source: SourceConfig

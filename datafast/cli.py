@@ -182,9 +182,11 @@ def _progress(message: str) -> None:
 @click.option("--retry-failed", is_flag=True, help="Also resend requests that failed for good (truncated, invalid...).")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="With --retry-failed: a new output-token limit.")
 @click.option("--concurrency", type=click.IntRange(min=1), help="Parallel requests for online runtimes.")
+@click.option("--online", is_flag=True,
+              help="Send every request online (one call each, full price), not in batches.")
 @_runtime_errors
 def submit_cmd(out_dir: str, wait: bool, poll_interval: float, retry_failed: bool, max_tokens: int | None,
-               concurrency: int | None) -> None:
+               concurrency: int | None, online: bool) -> None:
     """Advance OUT_DIR: send what has no result yet, and each later stage once its inputs are answered.
 
     Without --wait it polls, fetches, compiles and sends as far as it can without waiting, then returns (run
@@ -195,7 +197,7 @@ def submit_cmd(out_dir: str, wait: bool, poll_interval: float, retry_failed: boo
     if max_tokens is not None and not retry_failed:
         raise click.UsageError("--max-tokens applies to --retry-failed")
     report = advance(out_dir, wait=wait, poll_interval=poll_interval, retry_failed=retry_failed,
-                     max_tokens=max_tokens, concurrency=concurrency, on_progress=_progress)
+                     max_tokens=max_tokens, concurrency=concurrency, on_progress=_progress, online=online)
     click.echo(f"{out_dir}: {report.done:,} done, {report.pending:,} pending, {report.given_up:,} failed "
                f"for good, {report.live_jobs} live job(s)"
                + (f"; stages not compiled yet: {', '.join(report.waiting)}" if report.waiting else ""))
@@ -326,14 +328,17 @@ PROVENANCE = frozenset({"row_id", "request_id", "stage", "model", "language", "t
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), help="Output dir (default build/<name>).")
 @click.option("--poll-interval", type=click.FloatRange(min=0), default=30.0, show_default=True, help="Seconds.")
 @click.option("--concurrency", type=click.IntRange(min=1), help="Parallel requests for online runtimes.")
+@click.option("--online", is_flag=True,
+              help="Send every request online (one call each, full price), not in batches.")
 @prices_option
 @_runtime_errors
-def run_cmd(spec: str, out_dir: str | None, poll_interval: float, concurrency: int | None, prices: str | None) -> None:
+def run_cmd(spec: str, out_dir: str | None, poll_interval: float, concurrency: int | None, prices: str | None,
+            online: bool) -> None:
     """Compile SPEC, run every stage (submit, wait, compile the next) and collect, in one resumable command."""
     from .pipeline import run
 
     result, report = run(spec, out_dir, poll_interval=poll_interval, concurrency=concurrency, prices=prices,
-                         on_progress=_progress)
+                         on_progress=_progress, online=online)
     click.echo(render_collect(report.as_dict()))
     click.echo(render_samples(Path(report.output)))
     stages = "stages/, " if len(report.stages) > 1 else ""

@@ -73,7 +73,7 @@ class Survey:
 def survey(od: OutputDir, *, compile_ready: bool, retry_failed: Callable[[str], bool] | None = None,
            max_attempts: int = MAX_ATTEMPTS,
            prices: PriceTable | None = None, progress: Progress | None = None,
-           index: ResultIndex | None = None) -> Survey:
+           index: ResultIndex | None = None, online: bool = False) -> Survey:
     """Where every stage stands; with `compile_ready`, compile each later stage whose inputs are complete.
 
     A compiled later stage counts only if it was built from the current spec and the current rows of its
@@ -119,7 +119,7 @@ def survey(od: OutputDir, *, compile_ready: bool, retry_failed: Callable[[str], 
             assert manifest is not None
             view.manifest = manifest
             stage_plan = plan_round(od, [manifest], index, in_flight, retry_failed=retry_failed,
-                                    max_attempts=max_attempts)
+                                    max_attempts=max_attempts, online=online)
             view.counts = stage_plan.stages[info.name]
             _merge(plan, stage_plan)
     return Survey(list(views.values()), plan, compiled_now)
@@ -160,13 +160,15 @@ def _report(sv: Survey, live_jobs: int) -> SubmitReport:
 def advance(out_dir: str | Path, *, wait: bool = False, poll_interval: float = 30.0, retry_failed: bool = False,
             max_tokens: int | None = None, max_attempts: int = MAX_ATTEMPTS, concurrency: int | None = None,
             env: dict[str, str] | None = None, prices: PriceTable | None = None,
-            on_progress: Progress | None = None) -> SubmitReport:
+            on_progress: Progress | None = None, online: bool = False) -> SubmitReport:
     """Send what the output dir still needs, stage after stage; with `wait`, until every stage is complete.
 
     Each round: settle jobs a kill left half-created, compile every later stage whose inputs are complete,
     send every request of every compiled stage that has no result (or a retryable one), poll. Without
     `wait` it returns as soon as a batch job is still running; online runtimes finish within the call.
     `retry_failed` resends the requests that failed for good, once (with `max_tokens`: a new output limit).
+    `online` sends every request online (batch runtimes through their online variant) rather than only those
+    of the roles the spec's `online` key names.
 
     Raises:
         NotCompiled: the dir holds no compiled first stage (exit 2).
@@ -175,11 +177,12 @@ def advance(out_dir: str | Path, *, wait: bool = False, poll_interval: float = 3
     od = OutputDir.open(out_dir)
     sub = Submitter(od, env, max_tokens=max_tokens, on_progress=on_progress)
     with od.lock(on_wait=sub.progress):
-        return _advance(od, sub, wait, poll_interval, retry_failed, max_attempts, concurrency, prices)
+        return _advance(od, sub, wait, poll_interval, retry_failed, max_attempts, concurrency, prices, online)
 
 
 def _advance(od: OutputDir, sub: Submitter, wait: bool, poll_interval: float, retry_failed: bool,
-             max_attempts: int, concurrency: int | None, prices: PriceTable | None) -> SubmitReport:
+             max_attempts: int, concurrency: int | None, prices: PriceTable | None,
+             online: bool = False) -> SubmitReport:
     progress = sub.progress
     if od.state.manifest_hash != od.manifest.spec_hash:
         od.state.manifest_hash = od.manifest.spec_hash  # the latest manifest submitted from this dir
@@ -194,7 +197,7 @@ def _advance(od: OutputDir, sub: Submitter, wait: bool, poll_interval: float, re
     for _round in range(rounds):
         sub.resume_creations()
         sv = survey(od, compile_ready=True, retry_failed=forced, max_attempts=max_attempts, prices=prices,
-                    progress=progress)
+                    progress=progress, online=online)
         sent = False
         if not sv.plan.empty:
             jobs_before = _jobs_signature(od)
@@ -317,7 +320,8 @@ def _cancel(od: OutputDir, sub: Submitter) -> list[str]:
 
 def run(spec_or_path: Any, out_dir: str | Path | None = None, *, poll_interval: float = 30.0,
         concurrency: int | None = None, prices: str | Path | None = None, env: dict[str, str] | None = None,
-        output: str | Path | None = None, on_progress: Progress | None = None) -> tuple[Any, Any]:
+        output: str | Path | None = None, on_progress: Progress | None = None,
+        online: bool = False) -> tuple[Any, Any]:
     """compile -> submit (every stage, waiting) -> collect, resumable: run it again after a kill.
 
     Returns (CompileResult of the first stage, CollectReport).
@@ -330,7 +334,7 @@ def run(spec_or_path: Any, out_dir: str | Path | None = None, *, poll_interval: 
         on_progress(f"compiled {result.requests:,} requests into {result.out_dir}")
     with OutputDir(result.out_dir).lock(on_wait=on_progress):  # compile to collect, one process at a time
         advance(result.out_dir, wait=True, poll_interval=poll_interval, concurrency=concurrency, env=env,
-                prices=PriceTable.load(prices), on_progress=on_progress)
+                prices=PriceTable.load(prices), on_progress=on_progress, online=online)
         return result, collect_to(result.out_dir, output, prices)
 
 

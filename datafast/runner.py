@@ -24,7 +24,14 @@ from typing import Any
 import orjson
 
 from datafast.compiler.collect import RowBuilder, checked_result
-from datafast.runtimes import BatchRuntime, OnlineRuntime, RuntimeFailure, runtime_class
+from datafast.runtimes import (
+    BatchRuntime,
+    OnlineRuntime,
+    RuntimeFailure,
+    has_online,
+    online_runtime_class,
+    runtime_class,
+)
 from datafast.runtimes.base import Job, Poll, QuotaRefused, result
 from datafast.runtimes.store import ResultIndex, atomic_write
 
@@ -36,9 +43,10 @@ log = get_logger("submit")
 MAX_ATTEMPTS = 3
 
 
-def is_batch(runtime: str) -> bool:
-    """Whether a runtime is a batch runtime (job files) or an online one (reads the manifest); asks its class."""
-    return runtime_class(runtime).batch
+def is_batch(runtime: str, online: bool = False) -> bool:
+    """Whether a runtime's requests go in batch jobs (job files) or online (read from the manifest); asks its
+    class. `online`: the requests are wanted online, which a batch runtime with an online variant honours."""
+    return runtime_class(runtime).batch and not (online and has_online(runtime))
 
 
 def job_ids(job: Job, path: Path) -> list[str]:
@@ -89,27 +97,35 @@ def in_flight_ids(od: OutputDir) -> set[str]:
 
 
 def plan_round(od: OutputDir, manifests: Iterable[Manifest], index: ResultIndex, in_flight: set[str], *,
-               retry_failed: Callable[[str], bool] | None = None, max_attempts: int = MAX_ATTEMPTS) -> Plan:
+               retry_failed: Callable[[str], bool] | None = None, max_attempts: int = MAX_ATTEMPTS,
+               online: bool = False) -> Plan:
     """Which requests of the given stages still need sending: never one with an ok result or in a live job;
     a failed one if its error is retryable and it failed fewer than `max_attempts` times, or whatever its
-    error when `retry_failed(id)` says so (`submit --retry-failed`)."""
+    error when `retry_failed(id)` says so (`submit --retry-failed`).
+
+    A request goes online when its runtime is online, or when it is wanted online (`online`: every request;
+    the spec's `online` key: its stage's role) and its runtime has an online variant; else in a batch job.
+    Either way it is sent once: a request in a live batch is in flight, one answered online is done.
+    """
     plan = Plan()
-    batch_of: dict[str, bool] = {}
+    batch_of: dict[tuple[str, bool], bool] = {}
+    roles = {s.name: s.role for s in od.manifest.stages}
     for manifest in manifests:
         counts = plan.stages[manifest.stage] = StageCounts()
+        wanted = online or od.spec.online_for(roles[manifest.stage])
         chunk: list[dict[str, Any]] = []
         for request in od.requests(manifest.stage):
             chunk.append(request)
             if len(chunk) == 4096:
-                _plan_chunk(plan, counts, chunk, index, in_flight, retry_failed, max_attempts, batch_of)
+                _plan_chunk(plan, counts, chunk, index, in_flight, retry_failed, max_attempts, batch_of, wanted)
                 chunk = []
-        _plan_chunk(plan, counts, chunk, index, in_flight, retry_failed, max_attempts, batch_of)
+        _plan_chunk(plan, counts, chunk, index, in_flight, retry_failed, max_attempts, batch_of, wanted)
     return plan
 
 
 def _plan_chunk(plan: Plan, counts: StageCounts, chunk: list[dict[str, Any]], index: ResultIndex,
                 in_flight: set[str], retry_failed: Callable[[str], bool] | None, max_attempts: int,
-                batch_of: dict[str, bool]) -> None:
+                batch_of: dict[tuple[str, bool], bool], online: bool) -> None:
     for request, pos in zip(chunk, index.positions([r["id"] for r in chunk]).tolist(), strict=True):
         rid, runtime = request["id"], request["model"].partition(":")[0]
         counts.requests += 1
@@ -125,9 +141,9 @@ def _plan_chunk(plan: Plan, counts: StageCounts, chunk: list[dict[str, Any]], in
                 counts.failed += 1
                 continue
         counts.to_send += 1
-        if runtime not in batch_of:
-            batch_of[runtime] = is_batch(runtime)
-        if batch_of[runtime]:
+        if (runtime, online) not in batch_of:
+            batch_of[runtime, online] = is_batch(runtime, online)
+        if batch_of[runtime, online]:
             plan.batch[runtime].add(rid)
         else:
             plan.online[runtime].append(request)
@@ -160,12 +176,14 @@ class Submitter:
     def _schema_of_stage(self, stage: str) -> str:
         return next(s.schema for s in self.od.manifest.stages if s.name == stage)
 
-    def runtime(self, name: str) -> Any:
-        if name not in self._runtimes:
-            cls = runtime_class(name)
+    def runtime(self, name: str, online: bool = False) -> Any:
+        """The adapter of a runtime; with `online`, the one that runs its requests online (its online variant)."""
+        key = f"{name}:online" if online else name
+        if key not in self._runtimes:
+            cls = online_runtime_class(name) if online else runtime_class(name)
             # online runtimes send the schema with each request; batch job files already carry it
-            self._runtimes[name] = cls(self.env) if cls.batch else cls(self.env, schemas=self.od.manifest.schemas)
-        return self._runtimes[name]
+            self._runtimes[key] = cls(self.env) if cls.batch else cls(self.env, schemas=self.od.manifest.schemas)
+        return self._runtimes[key]
 
     # -- batch jobs ------------------------------------------------------------------------------------
     def prepare_jobs(self, runtime: str, ids: set[str], manifests: Iterable[Manifest]) -> list[Job]:
@@ -321,7 +339,9 @@ class Submitter:
 
     # -- online ---------------------------------------------------------------------------------------
     def run_online(self, runtime: str, requests: list[dict[str, Any]], concurrency: int | None) -> None:
-        adapter: OnlineRuntime = self.runtime(runtime)
+        adapter: OnlineRuntime = self.runtime(runtime, online=True)
+        if self.max_tokens is not None:  # --retry-failed --max-tokens: the new output limit, as in batch lines
+            requests = [{**r, "params": {**r["params"], "max_tokens": self.max_tokens}} for r in requests]
         models = sorted({r["model"] for r in requests})
         if hasattr(adapter, "check_models"):
             adapter.check_models(models)

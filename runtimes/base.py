@@ -8,13 +8,17 @@ sees this module's types.
 
 from __future__ import annotations
 
+import json
 import os
+import queue
+import random
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeAlias
 
 # error kinds; retryable ones are resubmitted in a follow-up batch, the others are reported
 TRANSIENT_KINDS = frozenset({"rate_limit", "server_error", "expired", "cancelled", "timeout", "connection"})
@@ -204,6 +208,161 @@ class OnlineRuntime(Runtime):
     def run(self, requests: Iterable[Mapping[str, Any]], concurrency: int,
             on_result: Callable[[dict[str, Any]], None]) -> None:
         """Run every request (manifest lines), calling `on_result` with each normalized result as it arrives."""
+
+
+Outcome: TypeAlias = dict[str, Any] | BaseException  # a worker's normalized result, or the bug it hit
+Call: TypeAlias = Callable[[], dict[str, Any]]  # one attempt at a request: its normalized result, or raises
+
+
+class PooledRuntime(OnlineRuntime):
+    """An online runtime that makes one vendor call per request, from a bounded pool of worker threads, retrying
+    transient failures with backoff (Ollama, and the online variants of the batch vendors).
+
+    `concurrency` daemon threads take requests from a queue that the calling thread feeds lazily (at most
+    2 x concurrency requests taken from the iterable and not yet reported); the calling thread calls `on_result`
+    itself, in completion order, so `on_result` needs no locking. Daemon threads rather than a
+    `ThreadPoolExecutor` (whose workers are joined at interpreter exit): after Ctrl-C nothing new is sent, queued
+    requests are dropped, retry waits end at once and the process exits without waiting for the calls in
+    flight. Those requests have no result yet, so a later run sends them again.
+
+    A failure whose response says how long to wait (`retry-after`, Gemini RetryInfo) is retried after that wait,
+    and no worker starts a call before it has passed: a 429 storm pauses the pool instead of feeding it.
+    Subclasses say how to make one attempt (`prepare`) and what a failed attempt means (`classify`).
+    """
+
+    MAX_DELAY: ClassVar[float] = 30.0  # cap of one backoff wait the runtime chooses, seconds
+    MAX_RETRY_AFTER: ClassVar[float] = 300.0  # cap of one wait a vendor asks for, seconds
+
+    def __init__(self, env: Mapping[str, str] | None = None, *, max_retries: int = 4, backoff: float = 0.5):
+        super().__init__(env)
+        self.max_retries, self.backoff = max(0, max_retries), backoff
+        self._random = random.Random()  # jitter only; never the global generator
+        self._not_before = 0.0  # time.monotonic() before which no call starts (a vendor's retry-after)
+        self._pause = threading.Lock()
+
+    @abstractmethod
+    def prepare(self, request: Mapping[str, Any]) -> Call | dict[str, Any]:
+        """The call that makes one attempt at `request`, or its (error) result when it cannot be sent at all."""
+
+    @abstractmethod
+    def classify(self, exc: Exception, request: Mapping[str, Any]) -> tuple[str, str, float | None]:
+        """(error kind, message, seconds the vendor asked to wait or None) of a failed attempt; re-raises what is
+        not a vendor or transport error (a bug must not become an error result)."""
+
+    def run(self, requests: Iterable[Mapping[str, Any]], concurrency: int,
+            on_result: Callable[[dict[str, Any]], None]) -> None:
+        """Run every request, `concurrency` at a time; `on_result` is called on the calling thread only."""
+        workers = max(1, int(concurrency))
+        todo: queue.SimpleQueue[Mapping[str, Any] | None] = queue.SimpleQueue()
+        done: queue.SimpleQueue[Outcome] = queue.SimpleQueue()  # results in completion order
+        stop = threading.Event()
+        threads = [threading.Thread(target=self._work, args=(todo, done, stop), name=f"datafast-{self.name}-{i}",
+                                    daemon=True) for i in range(workers)]
+        for thread in threads:
+            thread.start()
+        pending = 0  # taken from `requests`, not reported yet
+        try:
+            for request in requests:
+                todo.put(request)
+                pending += 1
+                while pending >= 2 * workers:  # bounded look-ahead: never materialise the iterable
+                    self._report(done.get(), on_result)
+                    pending -= 1
+            for _ in range(pending):
+                self._report(done.get(), on_result)
+        finally:  # normal end, KeyboardInterrupt or an exception from `requests`/`on_result`
+            stop.set()
+            for _ in threads:
+                todo.put(None)
+
+    @staticmethod
+    def _report(outcome: Outcome, on_result: Callable[[dict[str, Any]], None]) -> None:
+        if isinstance(outcome, BaseException):
+            raise outcome  # a bug in a worker surfaces here, on the calling thread
+        on_result(outcome)
+
+    def _work(self, todo: queue.SimpleQueue[Mapping[str, Any] | None], done: queue.SimpleQueue[Outcome],
+              stop: threading.Event) -> None:
+        while (request := todo.get()) is not None:
+            if stop.is_set():
+                continue  # interrupted: drop what is queued
+            try:
+                done.put(self.run_one(request, stop))
+            except BaseException as exc:  # handed to the calling thread
+                done.put(exc)
+
+    def run_one(self, request: Mapping[str, Any], stop: threading.Event | None = None) -> dict[str, Any]:
+        """One manifest line -> its normalized result, retrying transient failures with backoff and jitter."""
+        call = self.prepare(request)
+        if isinstance(call, dict):
+            return call
+        rid, model = str(request["id"]), str(request["model"])
+        stop = stop or threading.Event()
+        attempt = 0
+        while True:
+            wait = self._not_before - time.monotonic()
+            if wait > 0 and stop.wait(wait):
+                return result(rid, self.name, model, error_kind="cancelled", error_message="interrupted")
+            try:
+                return call()
+            except Exception as exc:  # classified below; anything else is re-raised
+                kind, message, retry_after = self.classify(exc, request)
+            if kind not in TRANSIENT_KINDS or attempt >= self.max_retries or stop.is_set():
+                if attempt and kind in TRANSIENT_KINDS:
+                    message += f" (after {attempt + 1} attempts)"
+                return result(rid, self.name, model, error_kind=kind, error_message=message)
+            if retry_after is not None:  # the vendor said: every worker waits, not only this one
+                delay = min(retry_after, self.MAX_RETRY_AFTER)
+                with self._pause:
+                    self._not_before = max(self._not_before, time.monotonic() + delay)
+            else:
+                delay = min(self.MAX_DELAY, self.backoff * 2**attempt) * (0.5 + self._random.random() / 2)
+            attempt += 1
+            if stop.wait(delay):  # Ctrl-C: stop waiting, this result will not be reported anyway
+                return result(rid, self.name, model, error_kind=kind, error_message=message + " (interrupted)")
+
+
+class VendorOnlineRuntime(PooledRuntime):
+    """The online variant of a batch vendor (`RUNTIMES_ONLINE`): each manifest request is rendered by the vendor's
+    batch renderer (the body sent online is the batch line's body, byte for byte), sent with the vendor's SDK
+    (its own retries off: `PooledRuntime` retries, honouring retry-after), and its answer is normalized and
+    classified by the batch adapter, so results and error kinds are the same whichever way a request went.
+
+    Subclasses name their batch adapter (`batch_class`) and make the call (`send`, `classify`).
+    """
+
+    batch_class: ClassVar[type[BatchRuntime]]
+    default_concurrency = 16
+
+    def __init__(self, env: Mapping[str, str] | None = None, *, schemas: Mapping[str, Any] | None = None,
+                 max_retries: int = 6, backoff: float = 1.0):
+        super().__init__(env, max_retries=max_retries, backoff=backoff)
+        from datafast.compiler.vendors import RENDERERS, Diagnostics
+
+        # renderer warnings were reported at compile time: these diagnostics are not read
+        self._renderer = RENDERERS[self.name](dict(schemas or {}), Diagnostics())
+        self._render_lock = threading.Lock()  # the renderer caches templates: one request at a time
+
+    def line(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """The request's batch job-file line, as the compiler writes it."""
+        with self._render_lock:
+            raw = self._renderer.render(request)
+        line: dict[str, Any] = json.loads(raw)
+        return line
+
+    def prepare(self, request: Mapping[str, Any]) -> Call | dict[str, Any]:
+        from datafast.compiler.vendors import RenderError, UnsupportedFeature
+
+        try:
+            line = self.line(request)
+        except (RenderError, UnsupportedFeature) as exc:
+            return result(str(request["id"]), self.name, str(request["model"]), error_kind="invalid_request",
+                          error_message=str(exc))
+        return lambda: self.send(line, str(request["model"]))
+
+    @abstractmethod
+    def send(self, line: dict[str, Any], model: str) -> dict[str, Any]:
+        """Send one job-file line's request online; its normalized result (raises what `classify` reads)."""
 
 
 def model_name(model: str) -> str:

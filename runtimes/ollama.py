@@ -1,35 +1,23 @@
 """Ollama online runtime through the `ollama` SDK: one `/api/chat` per request, from a bounded thread pool.
 
-Ollama has no batch API, so this runtime sends every manifest line itself: `concurrency` worker threads share
-one `ollama.Client` (one httpx connection pool, connections kept alive and reused), the calling thread feeds
-them lazily (at most 2 x concurrency requests taken from the iterable and not yet reported) and calls
-`on_result` itself, in completion order. `on_result` therefore needs no locking: it never runs on a worker.
-
-Workers are daemon threads rather than a `ThreadPoolExecutor`, whose workers are joined at interpreter exit:
-after Ctrl-C nothing new is sent, queued requests are dropped, retry waits end at once, and the process can
-exit without waiting for the generations in flight (Ollama stops a generation when its client goes away).
-Those requests have no result yet, so a later run sends them again.
+Ollama has no batch API, so this runtime sends every manifest line itself (`PooledRuntime`: bounded worker
+threads, retries with backoff). The workers share one `ollama.Client` (one httpx connection pool, connections
+kept alive and reused). After Ctrl-C, Ollama stops a generation when its client goes away.
 """
 
 from __future__ import annotations
 
-import queue
-import random
-import threading
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeAlias
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from .base import TRANSIENT_KINDS, OnlineRuntime, RuntimeFailure, http_error_kind, model_name, result
+from .base import Call, PooledRuntime, RuntimeFailure, http_error_kind, model_name, result
 
 if TYPE_CHECKING:
     import ollama
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 CONNECT_TIMEOUT = 10.0  # an unreachable host fails fast; reads may take `timeout` (slow generations)
-MAX_DELAY = 30.0  # cap of one backoff wait, seconds
 OPTIONS = {"max_tokens": "num_predict", "temperature": "temperature", "top_p": "top_p", "seed": "seed"}
-
-Outcome: TypeAlias = dict[str, Any] | BaseException  # a worker's normalized result, or the bug it hit
 
 
 def canonical(name: str) -> str:
@@ -37,20 +25,18 @@ def canonical(name: str) -> str:
     return name if ":" in name.rpartition("/")[2] else f"{name}:latest"
 
 
-class OllamaRuntime(OnlineRuntime):
+class OllamaRuntime(PooledRuntime):
     name = "ollama"
 
     def __init__(self, env: Mapping[str, str] | None = None, *, schemas: Mapping[str, Any] | None = None,
                  timeout: float = 600.0, max_retries: int = 4, backoff: float = 0.5):
-        super().__init__(env)
+        super().__init__(env, max_retries=max_retries, backoff=backoff)
         import httpx  # the SDK (and its httpx) are imported only when this runtime is used
         import ollama
 
         self._ollama, self._httpx = ollama, httpx
         self.host = self.env.get("OLLAMA_HOST") or DEFAULT_HOST
         self.schemas = dict(schemas or {})
-        self.max_retries, self.backoff = max(0, max_retries), backoff
-        self._random = random.Random()  # jitter only; never the global generator
         self._thinking: set[str] = set()  # models (canonical names) sent `think: false`; see _note_thinking
         # one client for every worker thread (httpx.Client is thread-safe); no cap on connections (the
         # workers are the cap) and enough keep-alive slots that no worker reconnects (httpx keeps 20)
@@ -91,50 +77,7 @@ class OllamaRuntime(OnlineRuntime):
             self._thinking.add(canonical(name))
 
     # -- running -------------------------------------------------------------------------------------------
-    def run(self, requests: Iterable[Mapping[str, Any]], concurrency: int,
-            on_result: Callable[[dict[str, Any]], None]) -> None:
-        """Run every request, `concurrency` at a time; `on_result` is called on the calling thread only."""
-        workers = max(1, int(concurrency))
-        todo: queue.SimpleQueue[Mapping[str, Any] | None] = queue.SimpleQueue()
-        done: queue.SimpleQueue[Outcome] = queue.SimpleQueue()  # results in completion order
-        stop = threading.Event()
-        threads = [threading.Thread(target=self._work, args=(todo, done, stop), name=f"datafast-ollama-{i}",
-                                    daemon=True) for i in range(workers)]
-        for thread in threads:
-            thread.start()
-        pending = 0  # taken from `requests`, not reported yet
-        try:
-            for request in requests:
-                todo.put(request)
-                pending += 1
-                while pending >= 2 * workers:  # bounded look-ahead: never materialise the iterable
-                    self._report(done.get(), on_result)
-                    pending -= 1
-            for _ in range(pending):
-                self._report(done.get(), on_result)
-        finally:  # normal end, KeyboardInterrupt or an exception from `requests`/`on_result`
-            stop.set()
-            for _ in threads:
-                todo.put(None)
-
-    @staticmethod
-    def _report(outcome: Outcome, on_result: Callable[[dict[str, Any]], None]) -> None:
-        if isinstance(outcome, BaseException):
-            raise outcome  # a bug in a worker surfaces here, on the calling thread
-        on_result(outcome)
-
-    def _work(self, todo: queue.SimpleQueue[Mapping[str, Any] | None], done: queue.SimpleQueue[Outcome],
-              stop: threading.Event) -> None:
-        while (request := todo.get()) is not None:
-            if stop.is_set():
-                continue  # interrupted: drop what is queued
-            try:
-                done.put(self.run_one(request, stop))
-            except BaseException as exc:  # handed to the calling thread
-                done.put(exc)
-
-    def run_one(self, request: Mapping[str, Any], stop: threading.Event | None = None) -> dict[str, Any]:
-        """One manifest line -> its normalized result, retrying transient failures with backoff and jitter."""
+    def prepare(self, request: Mapping[str, Any]) -> Call | dict[str, Any]:
         rid, model = str(request["id"]), str(request["model"])
         key = request.get("schema")
         schema = key if isinstance(key, dict) or key is None else self.schemas.get(key)
@@ -147,33 +90,20 @@ class OllamaRuntime(OnlineRuntime):
                   "options": options, "stream": False}
         if canonical(model_name(model)) in self._thinking:
             kwargs["think"] = False
-        stop = stop or threading.Event()
-        attempt = 0
-        while True:
-            try:
-                return self._normalize(rid, model, self.client.chat(**kwargs), options.get("num_predict"))
-            except Exception as exc:  # classified below; anything else is re-raised
-                kind, message = self._classify(exc, kwargs["model"])
-            if kind not in TRANSIENT_KINDS or attempt >= self.max_retries or stop.is_set():
-                if attempt and kind in TRANSIENT_KINDS:
-                    message += f" (after {attempt + 1} attempts)"
-                return result(rid, self.name, model, error_kind=kind, error_message=message)
-            delay = min(MAX_DELAY, self.backoff * 2**attempt) * (0.5 + self._random.random() / 2)
-            attempt += 1
-            if stop.wait(delay):  # Ctrl-C: stop waiting, this result will not be reported anyway
-                return result(rid, self.name, model, error_kind=kind, error_message=message + " (interrupted)")
+        return lambda: self._normalize(rid, model, self.client.chat(**kwargs), options.get("num_predict"))
 
-    def _classify(self, exc: Exception, name: str) -> tuple[str, str]:
-        """(error kind, message) of a failed chat call; re-raises what is not a vendor or transport error."""
+    def classify(self, exc: Exception, request: Mapping[str, Any]) -> tuple[str, str, float | None]:
+        """(error kind, message, None) of a failed chat call; re-raises what is not a vendor or transport error."""
+        name = model_name(str(request["model"]))
         if isinstance(exc, self._ollama.ResponseError):
             kind = http_error_kind(exc.status_code)
             hint = f"; run `ollama pull {name}`" if kind == "not_found" else ""
-            return kind, f"HTTP {exc.status_code}: {exc.error}{hint}"
+            return kind, f"HTTP {exc.status_code}: {exc.error}{hint}", None
         if isinstance(exc, self._httpx.TimeoutException):
             return ("connection" if isinstance(exc, self._httpx.ConnectTimeout) else "timeout"), \
-                f"{type(exc).__name__} talking to Ollama at {self.host}: {exc}"
+                f"{type(exc).__name__} talking to Ollama at {self.host}: {exc}", None
         if isinstance(exc, (ConnectionError, self._httpx.TransportError)):
-            return "connection", f"Ollama at {self.host}: {type(exc).__name__}: {exc}"
+            return "connection", f"Ollama at {self.host}: {type(exc).__name__}: {exc}", None
         raise exc
 
     def _normalize(self, rid: str, model: str, response: ollama.ChatResponse, limit: Any) -> dict[str, Any]:

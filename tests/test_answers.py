@@ -9,6 +9,7 @@ import pytest
 
 from datafast.compiler.collect import RowBuilder, checked_result, unwrap
 from datafast.compiler.stages.base import items_schema, string_field
+from datafast.runtimes import OnlineRuntime
 
 SCHEMA = items_schema({"text": string_field("t")})
 MANIFEST = {"type": "classification", "schemas": {"s": SCHEMA},
@@ -58,16 +59,16 @@ def test_stored_result_of_an_unusable_answer_is_a_terminal_error_with_its_text_k
 
 # -- end to end through a runtime registered the documented way -------------------------------------------
 
-class WrapperRuntime:
+class WrapperRuntime(OnlineRuntime):
     """An online runtime whose model wraps JSON in a fence and answers 'chosen' requests with prose the first
     time it sees them."""
 
     name = "wrapper"
-    batch = False
     default_concurrency = 1
     calls: dict[str, int] = {}
 
     def __init__(self, env=None, *, schemas=None):
+        super().__init__(env)
         self.schemas = dict(schemas or {})
 
     def run(self, requests, concurrency, on_result):

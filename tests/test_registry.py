@@ -15,7 +15,14 @@ from datafast.compiler.spec import KNOWN_RUNTIMES
 from datafast.compiler.vendors import RENDERERS
 from datafast.dataset import collect_to
 from datafast.pipeline import advance
-from datafast.runtimes import RUNTIMES, OnlineRuntime, runtime_class
+from datafast.runtimes import (
+    RUNTIMES,
+    RUNTIMES_ONLINE,
+    OnlineRuntime,
+    has_online,
+    online_runtime_class,
+    runtime_class,
+)
 from datafast.runtimes.base import result
 
 
@@ -27,6 +34,15 @@ def test_every_registry_names_the_same_runtimes():
         # batch runtimes have job files (a renderer); online ones read the manifest and have none
         assert (name in RENDERERS) == cls.batch, name
     assert set(RENDERERS) <= set(RUNTIMES)
+
+
+def test_every_online_variant_is_an_online_runtime_of_a_batch_runtime():
+    for name in RUNTIMES_ONLINE:
+        assert runtime_class(name).batch, name  # an online variant is only for a batch runtime
+        cls = online_runtime_class(name)
+        assert cls.name == name and not cls.batch and issubclass(cls, OnlineRuntime)
+    for name in RUNTIMES:  # every runtime can run online: batch ones through their variant
+        assert has_online(name) and issubclass(online_runtime_class(name), OnlineRuntime)
 
 
 class EchoRuntime(OnlineRuntime):

@@ -1,0 +1,1 @@
+"""The original datafast's `datafast.schema` package: the config classes live in `datafast.schema.config`."""
