@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import difflib
 import re
-from pathlib import PurePath
-from typing import Annotated, Any, ClassVar, Literal
+from collections.abc import Callable
+from pathlib import Path, PurePath
+from typing import Annotated, Any, ClassVar, Literal, NoReturn
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
+    ValidationError,
     ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
@@ -145,10 +148,16 @@ class DatasetConfigBase(_Model):
         description="Python workflow (`Dataset.generate`): where the final rows are written (.jsonl or "
                     ".parquet), the work dir beside it; default as the original datafast's, per type.")
 
+    # the original datafast's names (Python construction only, see `_original_fields`)
+    ORIGINAL_DATASET_TYPE: ClassVar[str] = ""
+    ORIGINAL_SOURCE_FIELDS: ClassVar[bool] = False  # hf_dataset_name / local_file_path -> source
+    ORIGINAL_PROMPTS_FIELD: ClassVar[bool] = False  # question_generation_prompts -> prompts
+
     def __init__(self, /, **data: Any) -> None:
         # Python construction only (YAML/JSON specs go through `model_validate`, which keeps `name` and
         # `models` required): the original datafast's configs take neither, the providers given to
         # `generate()` name the models and the output file names the dataset.
+        data = self._original_fields(data)
         if "name" not in data:
             data["name"] = name_from_output_file(data.get("output_file") or self.DEFAULT_OUTPUT_FILE)
         if "models" not in data and "models" in type(self).model_fields:
@@ -158,6 +167,32 @@ class DatasetConfigBase(_Model):
     # pydantic calls a custom __init__ from `model_validate` too; marked as its base init, it stays
     # Python-construction only (pydantic's RootModel marks its own __init__ the same way)
     __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    @classmethod
+    def _original_fields(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """The original datafast's field names mapped to ours, so its scripts run unchanged; YAML specs keep
+        our names only (their normalized form, hence the manifests, never see these)."""
+        data = dict(data)
+        if "dataset_type" in data:
+            given = data.pop("dataset_type")
+            if given != cls.ORIGINAL_DATASET_TYPE:
+                _fail("dataset_type", given, f"{cls.__name__} has dataset_type {cls.ORIGINAL_DATASET_TYPE!r}, "
+                                             f"not {given!r}; use the config class of that type")
+        if cls.ORIGINAL_SOURCE_FIELDS and ("hf_dataset_name" in data or "local_file_path" in data):
+            hf_name, local = data.pop("hf_dataset_name", None), data.pop("local_file_path", None)
+            if hf_name is not None or local is not None:
+                if "source" in data:
+                    _fail("source", data["source"], "give either source or hf_dataset_name/local_file_path")
+                # a Python config has no spec file: a local file is relative to the working directory
+                data["source"] = {**({"hf_dataset": hf_name} if hf_name is not None else {}),
+                                  **({"file": str(Path(local).absolute())} if local is not None else {})}
+        if cls.ORIGINAL_PROMPTS_FIELD and "question_generation_prompts" in data:
+            prompts = data.pop("question_generation_prompts")
+            if prompts is not None:
+                if data.get("prompts") is not None:
+                    _fail("prompts", data["prompts"], "give either prompts or question_generation_prompts")
+                data["prompts"] = prompts
+        return data
 
     @field_validator("models", mode="wrap", check_fields=False)
     @classmethod
@@ -214,6 +249,12 @@ class DatasetConfigBase(_Model):
         return value
 
 
+def _fail(field: str, value: Any, message: str) -> NoReturn:
+    """Raise a pydantic ValidationError on `field`, as a field validator would."""
+    raise ValidationError.from_exception_data("config", [
+        {"type": "value_error", "loc": (field,), "input": value, "ctx": {"error": ValueError(message)}}])
+
+
 class _SingleStage(DatasetConfigBase):
     models: ModelList = Field(exclude_if=lambda value: value == [],  # not given yet (Python): a dump rebuilds it
                               description="Every expanded prompt goes to every model: 'runtime:model'.")
@@ -234,6 +275,7 @@ class ClassificationDatasetConfig(_SingleStage):
     """Labelled texts: `num_samples_per_prompt` texts per class x language x prompt x expansion x model."""
 
     DEFAULT_OUTPUT_FILE: ClassVar[str] = "classification.jsonl"
+    ORIGINAL_DATASET_TYPE: ClassVar[str] = "text_classification"
 
     type: Literal["classification"] = "classification"
     classes: list[ClassSpec] = Field(min_length=1)
@@ -244,6 +286,7 @@ class RawDatasetConfig(_SingleStage):
     """Unlabelled texts per document type x topic x language."""
 
     DEFAULT_OUTPUT_FILE: ClassVar[str] = "text.jsonl"
+    ORIGINAL_DATASET_TYPE: ClassVar[str] = "text"
 
     type: Literal["text"] = "text"
     document_types: list[NonEmptyStr] = Field(min_length=1)
@@ -255,6 +298,8 @@ class UltrachatDatasetConfig(_MultiStage):
     """Multi-turn conversations (UltraChat style): questions -> persona rewrite -> assistant/user turns."""
 
     DEFAULT_OUTPUT_FILE: ClassVar[str] = "instruction_dataset.jsonl"
+    ORIGINAL_DATASET_TYPE: ClassVar[str] = "instruction_dataset"
+    ORIGINAL_PROMPTS_FIELD: ClassVar[bool] = True
 
     type: Literal["conversation"] = "conversation"
     domain: NonEmptyStr
@@ -288,6 +333,8 @@ class MCQDatasetConfig(_MultiStage):
     """Multiple-choice questions from documents: questions + correct answer, then three distractors."""
 
     DEFAULT_OUTPUT_FILE: ClassVar[str] = "mcq_dataset.jsonl"
+    ORIGINAL_DATASET_TYPE: ClassVar[str] = "mcq_dataset"
+    ORIGINAL_SOURCE_FIELDS: ClassVar[bool] = True
 
     type: Literal["mcq"] = "mcq"
     source: SourceConfig
@@ -313,6 +360,8 @@ class PreferenceDatasetConfig(_MultiStage):
     """Preference pairs: questions from documents, a chosen and a rejected answer, optional judge scores."""
 
     DEFAULT_OUTPUT_FILE: ClassVar[str] = "preference_dataset.jsonl"
+    ORIGINAL_DATASET_TYPE: ClassVar[str] = "preference_dataset"
+    ORIGINAL_PROMPTS_FIELD: ClassVar[bool] = True
 
     type: Literal["preference"] = "preference"
     input_documents: list[NonEmptyStr] | None = Field(None, min_length=1)
@@ -328,6 +377,19 @@ class PreferenceDatasetConfig(_MultiStage):
         None, description="Replaces the built-in judge prompt ({question}, {response}).")
 
     ROLES: ClassVar[tuple[str, ...]] = ("questions", "chosen", "rejected", "judge")
+
+    @classmethod
+    def _original_fields(cls, data: dict[str, Any]) -> dict[str, Any]:
+        data = super()._original_fields(data)
+        evol = data.pop("evol_instruct", False)
+        if evol is not False:
+            _fail("evol_instruct", evol, "evol_instruct is not supported: it was not implemented by the original "
+                                         "datafast either (its generate() never ran it); leave it False")
+        evolution_prompt = data.pop("evolution_prompt", None)
+        if evolution_prompt is not None:
+            _fail("evolution_prompt", evolution_prompt, "evolution_prompt is used only with evol_instruct, which is "
+                                                       "not supported (nor implemented by the original datafast)")
+        return data
 
     @model_validator(mode="after")
     def _documents(self) -> PreferenceDatasetConfig:
@@ -362,6 +424,8 @@ class GenericPipelineDatasetConfig(_SingleStage):
     """A prompt over each row of an input dataset; each output column is a string field of the answer."""
 
     DEFAULT_OUTPUT_FILE: ClassVar[str] = "generic_pipeline_dataset.jsonl"
+    ORIGINAL_DATASET_TYPE: ClassVar[str] = "generic_pipeline_dataset"
+    ORIGINAL_SOURCE_FIELDS: ClassVar[bool] = True
 
     type: Literal["generic"] = "generic"
     source: SourceConfig
@@ -370,6 +434,33 @@ class GenericPipelineDatasetConfig(_SingleStage):
     output_columns: list[ColumnIdentifier] = Field(min_length=1)
     num_samples_per_prompt: int = Field(1, ge=1)
     sample_count: int | None = Field(None, ge=1, description="Use at most this many source rows.")
+    # the original's `skip_function` (Python only, never in a spec): source rows for which it returns True
+    # are left out (GenericPipelineDataset filters the source before compiling)
+    _skip_function: Callable[[dict[str, Any]], bool] | None = PrivateAttr(None)
+
+    @classmethod
+    def _original_fields(cls, data: dict[str, Any]) -> dict[str, Any]:
+        data = super()._original_fields(data)
+        # the original's generic prompts name the language {language} (its name), ours {language_name}
+        if isinstance(data.get("prompts"), list):
+            data["prompts"] = [re.sub(r"(?<!\{)\{language\}(?!\})", "{language_name}", p) if isinstance(p, str) else p
+                               for p in data["prompts"]]
+        return data
+
+    def __init__(self, /, **data: Any) -> None:
+        skip = data.pop("skip_function", None)
+        if skip is not None and not callable(skip):
+            _fail("skip_function", skip, "skip_function must be a callable taking a source row (a dict) and "
+                                         "returning True to skip it")
+        super().__init__(**data)
+        self._skip_function = skip
+
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    @property
+    def skip_function(self) -> Callable[[dict[str, Any]], bool] | None:
+        """The original's `skip_function`: source rows for which it returns True are skipped (Python only)."""
+        return self._skip_function
 
 
 DatasetConfig = (

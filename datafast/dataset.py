@@ -83,10 +83,10 @@ class _Tally(_Counts):
         self.labels.update(other.labels)
         self.reasons.update(other.reasons)
         self.unwrapped.update(other.unwrapped)
-        for model, (inp, out) in other.tokens.items():
-            t = self.tokens.setdefault(model, [0, 0])
-            t[0] += inp
-            t[1] += out
+        for model, counts in other.tokens.items():
+            t = self.tokens.setdefault(model, [0, 0, 0, 0])
+            for i, n in enumerate(counts):
+                t[i] += n
 
     def counts(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in COUNTS}
@@ -127,11 +127,13 @@ def _collect_chunks(job: _Job, worker: int, workers: int, emit: Emit, keep: Stag
             tally.requests += 1
             result = index.read(pos) if pos >= 0 else None
             if result is not None:
-                t = tally.tokens.setdefault(request["model"], [0, 0])
+                # [batch input, batch output, online input, online output]: online calls cost the full price
+                t = tally.tokens.setdefault(request["model"], [0, 0, 0, 0])
                 usage = result.get("usage")
                 if isinstance(usage, dict):
-                    t[0] += _count(usage.get("input_tokens"))
-                    t[1] += _count(usage.get("output_tokens"))
+                    at = 2 if result.get("mode") == "online" else 0
+                    t[at] += _count(usage.get("input_tokens"))
+                    t[at + 1] += _count(usage.get("output_tokens"))
                 if not index.ok[pos] and (request["id"] in job.in_flight or (
                         index.retryable[pos] and int(index.errors[pos]) < job.max_attempts)):
                     result = None  # to be retried, or being retried: pending, not rejected
@@ -189,7 +191,7 @@ def stage_progress(od: OutputDir, manifest: Manifest, index: ResultIndex, in_fli
     keep, pending = StageOutcomes(), set[str]()
     tally = _collect_chunks(_Job(od, manifest, index, in_flight, max_attempts), 0, 1, lambda *_: None, keep,
                             pending)
-    return StageProgress(keep, pending, {m: (t[0], t[1]) for m, t in tally.tokens.items()})
+    return StageProgress(keep, pending, {m: (t[0] + t[2], t[1] + t[3]) for m, t in tally.tokens.items()})
 
 
 def _worker(conn: Any, job: _Job, worker: int, workers: int) -> None:
@@ -335,12 +337,16 @@ def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
 def _usage(tokens: dict[str, list[int]], prices: PriceTable) -> dict[str, Any]:
     by_model = {}
     total: float | None = 0.0
-    for model, (inp, out) in sorted(tokens.items()):
-        cost = prices.cost(model, inp, out)["batch"]
-        by_model[model] = {"input_tokens": inp, "output_tokens": out, "cost": cost}
+    for model, (inp, out, online_in, online_out) in sorted(tokens.items()):
+        batch_cost = prices.cost(model, inp, out)["batch"]
+        online_cost = prices.cost(model, online_in, online_out)["online"]
+        cost = None if batch_cost is None or online_cost is None else round(batch_cost + online_cost, 6)
+        by_model[model] = {"input_tokens": inp + online_in, "output_tokens": out + online_out,
+                           "online_input_tokens": online_in, "online_output_tokens": online_out, "cost": cost}
         total = None if total is None or cost is None else round(total + cost, 6)
     return {"by_model": by_model, "cost": total, "currency": prices.currency,
-            "note": "actual tokens reported by the vendors, at batch prices for batch runtimes"}
+            "note": "actual tokens reported by the vendors; batch requests at batch prices, online calls at "
+                    "the online price"}
 
 
 def _jsonl_to_parquet(source: Path, target: Path) -> None:

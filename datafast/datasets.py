@@ -36,6 +36,7 @@ from datafast.compiler.spec import (
     MCQDatasetConfig,
     PreferenceDatasetConfig,
     RawDatasetConfig,
+    SourceConfig,
     UltrachatDatasetConfig,
 )
 
@@ -306,6 +307,26 @@ class GenericPipelineDataset(_ListDataset):
     """A prompt over each row of a source dataset (`GenericPipelineDatasetConfig`)."""
 
     config_class = GenericPipelineDatasetConfig
+
+    def spec(self, providers: Providers) -> DatasetConfigBase:
+        """As `DatasetBase.spec`; with the original's `skip_function`, the source is the rows it keeps, written
+        to `<output stem>.datafast/source-kept.jsonl` (the manifest then pins exactly those rows)."""
+        spec = super().spec(providers)
+        config = self.config
+        assert isinstance(config, GenericPipelineDatasetConfig) and isinstance(spec, GenericPipelineDatasetConfig)
+        skip = config.skip_function
+        if skip is None:
+            return spec
+        from datafast.compiler.sources import iter_rows, json_safe
+
+        kept = [json_safe(row) for row in iter_rows(spec.source, Path.cwd()) if not skip(dict(row))]
+        path = self.work_dir / "source-kept.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in kept)
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+        log.info("skip_function kept %s source rows (%s)", f"{len(kept):,}", path)
+        return spec.model_copy(update={"source": SourceConfig(file=str(path.absolute()))})
 
 
 class PreferenceDataset(DatasetBase):

@@ -352,7 +352,7 @@ class Submitter:
             schemas = {r["id"]: r["schema"] for r in requests}
 
             def on_result(r: dict[str, Any]) -> None:
-                r = checked_result(self.builder, schemas[r["id"]], r)
+                r = {**checked_result(self.builder, schemas[r["id"]], r), "mode": "online"}  # priced as such
                 fh.write(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n")
                 fh.flush()
                 done[r["status"]] += 1
