@@ -57,3 +57,25 @@ def test_preview_cli_prints_rows_and_the_measured_projection(tmp_path, ollama_em
     assert result.exit_code == 0, result.stderr
     assert "preview of 1 first-stage request(s)" in result.stdout
     assert "items =" in result.stdout and "plan's chars/4 estimate" in result.stdout
+
+
+def test_preview_of_batch_vendors_goes_online_and_the_batch_run_skips_those_requests(tmp_path, emulator_factory):
+    emus = {v: emulator_factory(v) for v in ("openai", "anthropic")}
+    env = {"OPENAI_API_KEY": "test", "OPENAI_BASE_URL": emus["openai"].base_url,
+           "ANTHROPIC_API_KEY": "test", "ANTHROPIC_BASE_URL": emus["anthropic"].base_url}
+    spec = {**SPEC, "models": {"questions": ["openai:gpt-4.1-mini"], "chosen": ["anthropic:claude-haiku-4-5"],
+                               "rejected": ["openai:gpt-4.1-mini"], "judge": ["openai:gpt-4.1"]}}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    report = preview(tmp_path / "spec.yaml", 1, tmp_path / "out", poll_interval=0.01, env=env)
+    assert report.collect.items["rows"] > 0
+    assert not emus["openai"].stats()["batches"] and not emus["anthropic"].stats()["batches"]  # all online
+    assert advance(tmp_path / "out", wait=True, poll_interval=0.01, env=env).finished
+    def ids(root):
+        return [json.loads(x)["id"] for m in [root / "manifest.jsonl", *sorted((root / "stages").glob("*/manifest.jsonl"))]
+                for x in m.read_text().splitlines()]
+
+    previewed, everything = set(ids(tmp_path / "out" / "preview")), ids(tmp_path / "out")
+    batched = [rid for emu in emus.values() for b in emu.stats()["batches"] for rid in b["request_ids"]]
+    assert previewed and previewed <= set(everything)  # the preview's later-stage ids are the full run's
+    assert not previewed & set(batched)  # answered online in the preview: never sent again in a batch
+    assert sorted(batched) == sorted(set(everything) - previewed)  # the rest, each in a batch once
