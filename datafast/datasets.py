@@ -209,6 +209,17 @@ class DatasetBase:
                  f"{self.report.pending:,}", self.work_dir)
         return self
 
+    def _preview(self, providers: Providers, n: int, poll_interval: float, concurrency: int | None) -> Any:
+        from .preview import preview
+
+        flat = _providers_of(providers)
+        spec = self.spec(providers)
+        env = _env(flat)
+        if flat:
+            prepare(spec)
+            _check_runtimes(flat, env)
+        return preview(spec, n, self.work_dir, poll_interval=poll_interval, concurrency=concurrency, env=env)
+
     @property
     def hf_dataset(self) -> Any:
         """The rows as a `datasets.Dataset` (after `generate`)."""
@@ -263,6 +274,13 @@ class _ListDataset(DatasetBase):
                 not served, before anything was sent). Run generate() again to resume.
         """
         return self._generate(self._list(llms), poll_interval, concurrency)
+
+    def preview(self, n: int = 3, llms: Sequence[LLMProvider] | LLMProvider | None = None, *,
+                poll_interval: float = 5.0, concurrency: int | None = None) -> Any:
+        """Run `n` first-stage requests and their chains online in `<work_dir>/preview/` (see `datafast preview`);
+        `generate` later reuses their answers. Returns a `PreviewReport` (`collect`: the preview's CollectReport,
+        `projection`: the full run's tokens and cost at the measured tokens per request)."""
+        return self._preview(self._list(llms), n, poll_interval, concurrency)
 
     def get_num_expected_rows(self, llms: Sequence[LLMProvider] | LLMProvider | None = None) -> int:
         """The rows `generate(llms)` is expected to produce if every answer is valid (from the plan)."""
@@ -368,6 +386,14 @@ class PreferenceDataset(DatasetBase):
         roles = self._roles(question_gen_llm, chosen_response_gen_llm, rejected_response_gen_llm, evolution_llm,
                             judge_llm)
         return self._generate(roles, poll_interval, concurrency)
+
+    def preview(self, n: int = 3, question_gen_llm: LLMProvider | None = None,
+                chosen_response_gen_llm: LLMProvider | None = None,
+                rejected_response_gen_llm: LLMProvider | None = None, judge_llm: LLMProvider | None = None, *,
+                poll_interval: float = 5.0, concurrency: int | None = None) -> Any:
+        """`n` questions' chains through every stage online, reused by `generate`; see `ClassificationDataset.preview`."""
+        roles = self._roles(question_gen_llm, chosen_response_gen_llm, rejected_response_gen_llm, None, judge_llm)
+        return self._preview(roles, n, poll_interval, concurrency)
 
     def get_num_expected_rows(self, llms: Sequence[LLMProvider] | LLMProvider | None = None) -> int:
         """Expected pairs with these question providers (the original passes `[question_gen_llm]`)."""

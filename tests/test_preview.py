@@ -79,3 +79,22 @@ def test_preview_of_batch_vendors_goes_online_and_the_batch_run_skips_those_requ
     assert previewed and previewed <= set(everything)  # the preview's later-stage ids are the full run's
     assert not previewed & set(batched)  # answered online in the preview: never sent again in a batch
     assert sorted(batched) == sorted(set(everything) - previewed)  # the rest, each in a batch once
+
+
+def test_dataset_preview_in_python_then_generate_reuses_its_answers(tmp_path, ollama_emulator, monkeypatch):
+    from datafast.datasets import PreferenceDataset
+    from datafast.llms import OllamaProvider
+    from datafast.schema.config import PreferenceDatasetConfig
+
+    monkeypatch.chdir(tmp_path)
+    config = PreferenceDatasetConfig(input_documents=SPEC["input_documents"], num_samples_per_prompt=2,
+                                     llm_as_judge=True, output_file="pairs.jsonl")
+    dataset = PreferenceDataset(config)
+    llm = OllamaProvider(model_id="gemma3:4b", api_base=ollama_emulator.base_url)
+    roles = {"question_gen_llm": llm, "chosen_response_gen_llm": llm, "rejected_response_gen_llm": llm,
+             "judge_llm": llm}
+    report = dataset.preview(1, **roles, poll_interval=0.01)
+    assert report.picked == 1 and report.collect.items["rows"] > 0
+    dataset.generate(**roles, poll_interval=0.01)
+    assert len(dataset.data_rows) > report.collect.items["rows"]
+    assert set(ollama_emulator.stats()["request_counts"].values()) == {1}  # previewed requests not sent again
