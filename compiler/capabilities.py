@@ -105,20 +105,15 @@ class CapabilityTable:
 
 
 def _read_override(path: Path) -> dict[str, Any]:
-    import yaml
-
     from .errors import SpecError
+    from .tables import read_table
 
     def fail(field: str, message: str) -> Exception:
         return SpecError.single(str(path), None, field, message)
 
-    try:
-        data = yaml.safe_load(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise fail("", f"cannot read capability table ({ENV_VAR}): {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("models", []), list):
-        raise fail("models", "a capability table is a mapping with 'models': [{match: 'runtime:model-pattern', "
-                             "refuses: [temperature], max_output_tokens: 8192, ...}]")
+    data = read_table(path, f"capability table ({ENV_VAR})", list,
+                      "'models': [{match: 'runtime:model-pattern', refuses: [temperature], max_output_tokens: 8192, "
+                      "...}]")
     for i, entry in enumerate(data.get("models", [])):
         _check_entry(entry, f"models.{i}", fail)
     return data

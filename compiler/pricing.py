@@ -67,17 +67,11 @@ class PriceTable:
 
 
 def _read_override(path: Path) -> dict[str, Any]:
-    import yaml
-
     from .errors import SpecError
+    from .tables import read_table
 
-    try:
-        data = yaml.safe_load(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise SpecError.single(str(path), None, "", f"cannot read price table: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("models", {}), dict):
-        raise SpecError.single(str(path), None, "models", "a price table is a mapping with 'models': "
-                               "{'runtime:model': {input: USD per 1M tokens, output: ...}}")
+    data = read_table(path, "price table", dict,
+                      "'models': {'runtime:model': {input: USD per 1M tokens, output: ...}}")
     discount = data.get("batch_discount", 0.5)
     if isinstance(discount, bool) or not isinstance(discount, (int, float)) or not 0 <= discount <= 1:
         raise SpecError.single(str(path), None, "batch_discount", "give a number between 0 and 1 (0.5 = half price)")

@@ -55,17 +55,10 @@ def _normalized(models: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _read_override(path: Path) -> dict[str, Any]:
-    import yaml
-
     from .errors import SpecError
+    from .tables import read_table
 
-    try:
-        data = yaml.safe_load(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise SpecError.single(str(path), None, "", f"cannot read quota table: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("models", {}), dict):
-        raise SpecError.single(str(path), None, "models", "a quota table is a mapping with 'models': "
-                               "{'runtime:model': {enqueued_tokens: N}} (N or null)")
+    data = read_table(path, "quota table", dict, "'models': {'runtime:model': {enqueued_tokens: N}} (N or null)")
     for model, entry in _normalized(data.get("models") or {}).items():
         if ":" not in str(model):
             raise SpecError.single(str(path), None, f"models.{model}", "name models as 'runtime:model', as in specs")
