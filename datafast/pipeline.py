@@ -22,7 +22,16 @@ from datafast.runtimes.store import ResultIndex
 
 from .logs import get_logger
 from .outdir import Manifest, OutputDir, rows_hash
-from .runner import MAX_ATTEMPTS, Plan, RuntimeFailure, StageCounts, Submitter, in_flight_ids, plan_round
+from .runner import (
+    MAX_ATTEMPTS,
+    Plan,
+    RuntimeFailure,
+    StageCounts,
+    Submitter,
+    in_flight_ids,
+    is_batch,
+    plan_round,
+)
 
 log = get_logger("pipeline")
 
@@ -184,6 +193,7 @@ def _advance(od: OutputDir, sub: Submitter, wait: bool, poll_interval: float, re
              max_attempts: int, concurrency: int | None, prices: PriceTable | None,
              online: bool = False) -> SubmitReport:
     progress = sub.progress
+    preflight(od, sub, online)
     if od.state.manifest_hash != od.manifest.spec_hash:
         od.state.manifest_hash = od.manifest.spec_hash  # the latest manifest submitted from this dir
         od.state.save()
@@ -214,6 +224,27 @@ def _advance(od: OutputDir, sub: Submitter, wait: bool, poll_interval: float, re
             return _report(sv, len(od.state.live()))  # nothing sent, compiled or fetched: as far as it goes
     final = survey(od, compile_ready=False, max_attempts=max_attempts)
     return _report(final, len(od.state.live()))
+
+
+def preflight(od: OutputDir, sub: Submitter, online: bool = False) -> None:
+    """Check every runtime of every stage before anything is sent: a missing key, a runtime not installed, a
+    model Ollama does not serve or a GGUF that cannot load is an error now, not after the earlier stages were
+    paid. Each runtime is built as it will be used (batch, or its online variant) and kept for the run.
+
+    Raises:
+        RuntimeConfigError: missing key or runtime (exit 2); RuntimeFailure: a server or model problem (exit 1).
+    """
+    spec = od.spec
+    wanted: dict[tuple[str, bool], set[str]] = {}
+    for info in od.manifest.stages:
+        for model in spec.models_for(info.role):
+            runtime = model.partition(":")[0]
+            as_online = not is_batch(runtime, online or spec.online_for(info.role))
+            wanted.setdefault((runtime, as_online), set()).add(model)
+    for (runtime, as_online), models in sorted(wanted.items()):
+        adapter = sub.runtime(runtime, online=as_online)
+        if hasattr(adapter, "check_models"):
+            adapter.check_models(sorted(models))
 
 
 def _jobs_signature(od: OutputDir) -> tuple[tuple[str, str], ...]:

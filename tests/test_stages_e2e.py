@@ -346,3 +346,24 @@ def test_retry_failed_resends_failures_of_every_stage_in_one_call(tmp_path, emul
     assert again.given_up == 0 and again.finished
     assert emus["openai"].submissions(questions[0]) == 2
     assert emus[model.partition(":")[0]].submissions(rid) == 2
+
+
+def test_a_missing_key_of_a_later_stage_is_an_error_before_anything_is_sent(tmp_path, emulator_factory):
+    from datafast.runtimes import RuntimeConfigError
+
+    emus = start(emulator_factory, "openai", "ollama")  # no Anthropic key for the chosen stage
+    out = compile_spec(tmp_path, PREFERENCE)
+    with pytest.raises(RuntimeConfigError, match="ANTHROPIC_API_KEY"):
+        advance(out, wait=True, poll_interval=0.01, env=env_for(emus))
+    assert not emus["openai"].stats()["batches"]  # the questions were not paid for
+
+
+def test_a_model_ollama_does_not_serve_is_an_error_before_anything_is_sent(tmp_path, emulator_factory):
+    from datafast.runtimes import RuntimeFailure
+
+    emus = start(emulator_factory, "openai", "anthropic", "ollama")
+    spec = {**PREFERENCE, "models": {**PREFERENCE["models"], "rejected": ["ollama:nonexistent:7b"]}}
+    out = compile_spec(tmp_path, spec)
+    with pytest.raises(RuntimeFailure, match="ollama pull nonexistent:7b"):
+        advance(out, wait=True, poll_interval=0.01, env=env_for(emus))
+    assert not emus["openai"].stats()["batches"] and not emus["anthropic"].stats()["batches"]
