@@ -49,6 +49,12 @@ def check_spec(spec: DatasetConfigBase, base_dir: Path) -> CheckResult:
     for name in spec.expansion.placeholders:
         if name not in used:
             warnings.append((("expansion", "placeholders", name), f"no prompt uses {{{{{name}}}}}; its values are ignored"))
+    if isinstance(spec.online, list):
+        used_roles = {stage.role for stage in stages_for(spec)}
+        for role in spec.online:
+            if role not in used_roles:
+                warnings.append((("online",), f"no stage of this spec has the role {role!r} (e.g. the judge runs only "
+                                              "with llm_as_judge: true); it has no effect"))
     errors += _sources(spec, base_dir)
     prompts = 0
     if not errors:

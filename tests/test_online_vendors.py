@@ -323,3 +323,16 @@ def test_run_online_flag(tmp_path, gemini_emulator, monkeypatch):
     assert got.exit_code == 0, got.output
     assert gemini_emulator.stats()["batches"] == [] and len(gemini_emulator.received) == 6
     assert len((tmp_path / "out" / "dataset.jsonl").read_text().splitlines()) > 0
+
+
+def test_online_role_without_a_stage_is_a_warning(tmp_path):
+    from datafast.compiler.build import prepare
+    from datafast.compiler.spec import PreferenceDatasetConfig
+
+    spec = PreferenceDatasetConfig(name="p", input_documents=["D."], models=["openai:gpt-4.1-mini"],
+                                   online=["judge"])  # llm_as_judge is off: no judge stage
+    warnings = [str(w) for w in prepare(spec).warnings]
+    assert any("'judge'" in w and "no effect" in w for w in warnings)
+    with_judge = PreferenceDatasetConfig(name="p", input_documents=["D."], models=["openai:gpt-4.1-mini"],
+                                         online=["judge"], llm_as_judge=True)
+    assert not any("no effect" in str(w) for w in prepare(with_judge).warnings)
