@@ -143,6 +143,11 @@ class DatasetConfigBase(_Model):
         False, exclude_if=lambda value: value is False,
         description="Requests sent online (one call each, full price) rather than in batches: true for every "
                     "role, or a list of roles, e.g. [judge]. `submit --online` sends every request online.")
+    license: str | None = Field(
+        None, exclude_if=lambda value: value is None,  # absent from the normalized spec unless given
+        pattern=r"^[a-z0-9][a-z0-9.+-]*$",
+        description="License of the generated data, as a Hub license id (e.g. apache-2.0, cc-by-4.0, mit, "
+                    "other); written into the dataset card by `datafast push`.")
     output_file: str | None = Field(
         None, exclude_if=lambda value: value is None,  # absent from the normalized spec unless given
         description="Python workflow (`Dataset.generate`): where the final rows are written (.jsonl or "

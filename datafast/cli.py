@@ -383,6 +383,68 @@ def preview_cmd(spec: str, count: int, out_dir: str | None, poll_interval: float
     click.echo(f"  plan's chars/4 estimate: {_money(e['cost_online'], cur)} online, {_money(e['cost_batch'], cur)} batch")
 
 
+@main.command("push")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--repo", "repo_id", required=True, metavar="NAMESPACE/NAME",
+              help="Dataset repo on the Hugging Face Hub (created if missing).")
+@click.option("--private/--public", default=None,
+              help="Visibility of a new repo (default private); given, also applied to an existing repo.")
+@click.option("--train-size", type=float, help="Share of rows in `train`, the rest in `test` (e.g. 0.8); "
+              "default: one `train` split.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split and of --shuffle.")
+@click.option("--shuffle/--no-shuffle", default=True, show_default=True,
+              help="Order rows within a split by a hash of (seed, row id) rather than as collected.")
+@click.option("--split-by", metavar="COLUMN", help="Keep rows sharing this column's value in one split "
+              "(default: source_document for mcq, input_document for preference, none otherwise; '' for none).")
+@click.option("--dry-run", "dry_run", type=click.Path(file_okay=False), metavar="DIR",
+              help="Write exactly the folder that would be uploaded to DIR; send nothing (no token needed).")
+@click.option("--max-shard-size", default="500MB", show_default=True, metavar="SIZE",
+              help="Parquet files per split hold at most this much row text (e.g. 200MB, 1GB).")
+@click.option("--message", "commit_message", help="Commit message (default: rows per split and spec hash).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@prices_option
+@_runtime_errors
+def push_cmd(out_dir: str, repo_id: str, private: bool | None, train_size: float | None, seed: int, shuffle: bool,
+             split_by: str | None, dry_run: str | None, max_shard_size: str, commit_message: str | None,
+             as_json: bool, prices: str | None) -> None:
+    """Collect OUT_DIR and publish its rows to the Hugging Face Hub with a dataset card.
+
+    Uploads data/<split>-*.parquet, README.md (the card: models, prompts, counts, cost, how to reproduce),
+    spec.yaml and manifest.json in one commit; pushing the same rows again changes nothing. The token comes
+    from HF_TOKEN or `hf auth login`; HF_ENDPOINT names another Hub.
+    """
+    from .hub import SplitOptions, push
+
+    result = push(out_dir, repo_id, private=private, dry_run=dry_run, commit_message=commit_message,
+                  options=SplitOptions(train_size, seed, shuffle, split_by), prices=prices,
+                  max_shard_bytes=_size(max_shard_size))
+    for warning in result.warnings:
+        log.warning(warning)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+        return
+    splits = ", ".join(f"{name} {rows:,}" for name, rows in result.splits.items())
+    if result.dry_run:
+        click.echo(f"dry run: {len(result.files)} files ({splits} rows) in {result.folder}; nothing was sent")
+    elif result.unchanged:
+        click.echo(f"{result.url}: already up to date ({splits} rows); no commit made")
+    else:
+        click.echo(f"pushed {splits} rows to {result.url} (commit {result.commit})")
+
+
+def _size(text: str) -> int:
+    """`500MB`, `1GB`, `64KB` or a byte count -> bytes (powers of 1024, as `datasets`' max_shard_size)."""
+    import re
+
+    from .outdir import BadInput
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]i?B?|B)?\s*", text, re.IGNORECASE)
+    if not match:
+        raise BadInput(f"--max-shard-size {text!r}: expected a size such as 500MB, 1GB or 1048576")
+    unit = (match.group(2) or "B").upper()[0]
+    return max(1, int(float(match.group(1)) * {"B": 1, "K": 1024, "M": 1024**2, "G": 1024**3}[unit]))
+
+
 @main.command("schema")
 def schema_cmd() -> None:
     """Print the JSON Schema of the spec format (point your editor's YAML plugin at it)."""

@@ -24,6 +24,7 @@ from datafast.compiler.pricing import PriceTable
 from datafast.compiler.stages import StageOutcomes, assembler_for
 from datafast.runtimes.store import ResultIndex
 
+from .export import jsonl_to_parquet
 from .logs import get_logger
 from .outdir import BadInput, Manifest, OutputDir
 from .runner import MAX_ATTEMPTS, in_flight_ids
@@ -273,8 +274,10 @@ def _collect(od: OutputDir, target: Path, prices: str | Path | None) -> CollectR
         with open(jsonl, "wb") as fh:
             fh.write(b"".join(orjson.dumps(row) + b"\n" for row in assembly.rows))
     if target.suffix == ".parquet":
-        _jsonl_to_parquet(jsonl, target)
-        jsonl.unlink()
+        try:
+            jsonl_to_parquet(jsonl, target)
+        finally:
+            jsonl.unlink()
     report = CollectReport(total.requests, total.producing, total.rejected, total.pending, final_rows,
                            output=str(target), rejects=str(od.rejects_path), stages=stage_counts, items=items)
     report.rows_by_label = dict(sorted(labels.items()))
@@ -349,22 +352,20 @@ def _usage(tokens: dict[str, list[int]], prices: PriceTable) -> dict[str, Any]:
                     "the online price"}
 
 
-def _jsonl_to_parquet(source: Path, target: Path) -> None:
-    import pyarrow as pa
-    import pyarrow.json as pajson
-    import pyarrow.parquet as pq
-
-    if source.stat().st_size == 0:
-        pq.write_table(pa.table({}), target)
-        return
-    pq.write_table(pajson.read_json(source), target)
-
-
 def load_dataset(out_dir: str | Path, report: CollectReport | None = None) -> Any:
-    """The final rows of an output dir as a `datasets.Dataset` (collecting first, unless `report` is given)."""
+    """The final rows of an output dir as a `datasets.Dataset` (collecting first, unless `report` is given).
+
+    The rows go through the same Parquet export as `collect -o x.parquet` (datafast.export): a column whose
+    values differ in type across rows is JSON text rather than an error.
+    """
     import datasets
 
     report = report or collect_to(out_dir)
     if report.rows == 0:
         return datasets.Dataset.from_list([])
-    return datasets.Dataset.from_json(report.output, cache_dir=str(Path(out_dir) / ".hf-cache"))
+    cache = Path(out_dir) / ".hf-cache"
+    source = Path(report.output)
+    parquet = source if source.suffix == ".parquet" else cache / "dataset.parquet"
+    if parquet is not source:
+        jsonl_to_parquet(source, parquet)
+    return datasets.Dataset.from_parquet(str(parquet), cache_dir=str(cache))
