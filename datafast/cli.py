@@ -417,7 +417,7 @@ def push_cmd(out_dir: str, repo_id: str, private: bool | None, train_size: float
 
     result = push(out_dir, repo_id, private=private, dry_run=dry_run, commit_message=commit_message,
                   options=SplitOptions(train_size, seed, shuffle, split_by), prices=prices,
-                  max_shard_bytes=_size(max_shard_size))
+                  max_shard_bytes=_size(max_shard_size), update_visibility=private is not None)
     for warning in result.warnings:
         log.warning(warning)
     if as_json:

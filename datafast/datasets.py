@@ -237,6 +237,32 @@ class DatasetBase:
                 self._hf_dataset = load_dataset(self.work_dir, self.report)
         return self._hf_dataset
 
+    def push_to_hub(self, repo_id: str, token: str | None = None, private: bool = True,
+                    commit_message: str | None = None, train_size: float | None = None, seed: int | None = None,
+                    shuffle: bool = True, upload_card: bool = True) -> str:
+        """Publish the generated rows to the Hugging Face Hub (as `datafast push WORK_DIR --repo REPO_ID`).
+
+        Args (the original datafast's): `private` applies when the repo is created; `train_size` (0 < x < 1)
+        splits into train/test, deterministically by `seed` (None: 0), grouped by source document for mcq
+        and preference; `shuffle` orders rows within a split by a hash of (seed, row id); `upload_card`
+        writes the dataset card (README.md). `token`: default HF_TOKEN or `hf auth login`; never stored.
+        Returns:
+            The dataset's URL on the Hub.
+        Raises:
+            RuntimeError: nothing generated yet; datafast.outdir.BadInput: bad arguments or token.
+        """
+        from .hub import SplitOptions, push
+
+        if self.report is None and not (self.work_dir / "manifest.json").is_file():
+            raise RuntimeError(f"{type(self).__name__}: no rows yet; call generate() first")
+        result = push(self.work_dir, repo_id, private=private, token=token, commit_message=commit_message,
+                      options=SplitOptions(train_size, 0 if seed is None else seed, shuffle), card_file=upload_card)
+        for warning in result.warnings:
+            log.warning(warning)
+        log.info("%s: %s (%s)", repo_id, "unchanged, no commit made" if result.unchanged else
+                 f"pushed commit {result.commit}", ", ".join(f"{k} {v:,} rows" for k, v in result.splits.items()))
+        return result.url
+
     def to_jsonl(self, filepath: str | Path, rows: list[dict[str, Any]] | None = None, append: bool = False) -> None:
         """Write the rows (default: `data_rows`) as JSON lines; `append` adds to an existing file."""
         with open(filepath, "a" if append else "w", encoding="utf-8") as fh:

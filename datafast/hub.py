@@ -211,7 +211,8 @@ def assign_splits(groups: list[str], options: SplitOptions) -> list[str]:
 
 # -- the folder ------------------------------------------------------------------------------------------
 def build_folder(od: OutputDir, folder: Path, repo_id: str, options: SplitOptions, report: Any,
-                 max_shard_bytes: int = MAX_SHARD_BYTES) -> tuple[dict[str, int], list[str], list[str]]:
+                 max_shard_bytes: int = MAX_SHARD_BYTES, card_file: bool = True
+                 ) -> tuple[dict[str, int], list[str], list[str]]:
     """Write the upload folder (see the module docstring) into the empty dir `folder`.
 
     Returns (rows per split, files written relative to `folder`, warnings).
@@ -243,9 +244,10 @@ def build_folder(od: OutputDir, folder: Path, repo_id: str, options: SplitOption
         warnings.append("columns stored as JSON text (values of different types across rows): "
                         + ", ".join(plan.schema.json_columns))
     files += _write_provenance(od, folder)
-    facts = _facts(od, repo_id, options, split_by, report, plan, counts)
-    (folder / "README.md").write_text(card.render(facts), encoding="utf-8")
-    files.append("README.md")
+    if card_file:
+        facts = _facts(od, repo_id, options, split_by, report, plan, counts)
+        (folder / "README.md").write_text(card.render(facts), encoding="utf-8")
+        files.append("README.md")
     return counts, sorted(files), warnings
 
 
@@ -351,12 +353,15 @@ def _source(spec: Any) -> str | None:
 # -- push ------------------------------------------------------------------------------------------------
 def push(out_dir: str | Path, repo_id: str, *, private: bool | None = None, options: SplitOptions | None = None,
          dry_run: str | Path | None = None, token: str | None = None, commit_message: str | None = None,
-         max_shard_bytes: int = MAX_SHARD_BYTES, prices: str | Path | None = None) -> PushResult:
+         max_shard_bytes: int = MAX_SHARD_BYTES, prices: str | Path | None = None,
+         update_visibility: bool = False, card_file: bool = True) -> PushResult:
     """Collect the output dir, then upload its rows (split), spec, manifest summary and card to `repo_id`.
 
     Args:
-        repo_id: `NAMESPACE/NAME` of a dataset repo; created if missing (private unless `private=False`);
-            an existing repo keeps its visibility unless `private` is given.
+        repo_id: `NAMESPACE/NAME` of a dataset repo; created if missing (private unless `private=False`).
+        update_visibility: also set an existing repo's visibility to `private` (the CLI's explicit
+            --private/--public); otherwise an existing repo keeps its visibility.
+        card_file: upload README.md (without it the Hub and `datasets` read the splits from the file names).
         dry_run: write exactly the folder that would be uploaded there, send nothing (no token needed).
         token: default `HF_TOKEN` or huggingface_hub's login.
     Returns:
@@ -389,7 +394,8 @@ def push(out_dir: str | Path, repo_id: str, *, private: bool | None = None, opti
     if target is not None:
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:  # built aside, then moved into place: a failed export leaves no partial folder
-            splits, files, warnings = build_folder(od, staging, repo_id, options, report, max_shard_bytes)
+            splits, files, warnings = build_folder(od, staging, repo_id, options, report, max_shard_bytes,
+                                                   card_file)
             if target.exists():
                 shutil.rmtree(target)
             staging.rename(target)
@@ -398,8 +404,9 @@ def push(out_dir: str | Path, repo_id: str, *, private: bool | None = None, opti
         return PushResult(repo_id, str(target), splits, files, True, warnings=warnings)
     assert api is not None
     with tempfile.TemporaryDirectory(prefix=".datafast-push-", dir=od.path) as tmp:
-        splits, files, warnings = build_folder(od, Path(tmp), repo_id, options, report, max_shard_bytes)
-        return _upload(api, Path(tmp), repo_id, private, splits, files, warnings,
+        splits, files, warnings = build_folder(od, Path(tmp), repo_id, options, report, max_shard_bytes,
+                                               card_file)
+        return _upload(api, Path(tmp), repo_id, private, update_visibility, splits, files, warnings,
                        commit_message or _message(splits, od))
 
 
@@ -421,13 +428,13 @@ def _dry_run_dir(target: Path) -> Path:
     return target
 
 
-def _upload(api: Any, folder: Path, repo_id: str, private: bool | None, splits: dict[str, int], files: list[str],
-            warnings: list[str], message: str) -> PushResult:
+def _upload(api: Any, folder: Path, repo_id: str, private: bool | None, update_visibility: bool,
+            splits: dict[str, int], files: list[str], warnings: list[str], message: str) -> PushResult:
     from huggingface_hub.errors import RepositoryNotFoundError
 
     try:
         before = api.repo_info(repo_id, repo_type="dataset").sha
-        if private is not None:
+        if update_visibility and private is not None:
             api.update_repo_settings(repo_id, private=private, repo_type="dataset")
     except RepositoryNotFoundError:
         before = None
