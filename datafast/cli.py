@@ -40,6 +40,44 @@ def main(verbose: int, quiet: bool) -> None:
 prices_option = click.option("--prices", type=click.Path(dir_okay=False),
                              help="Price table (JSON/YAML) merged over the built-in one.")
 
+SPEC_SUFFIXES = (".yaml", ".yml", ".json")
+DATASET_SUFFIXES = (".jsonl", ".parquet")
+
+
+class OutDirPath(click.Path):
+    """The OUT_DIR argument of submit/status/cancel/collect/push: a spec file given instead says what to run."""
+
+    def __init__(self) -> None:
+        super().__init__(file_okay=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        path = Path(value)
+        if path.is_file():
+            command = f"datafast {ctx.info_name}" if ctx is not None and ctx.info_name else "this command"
+            if path.suffix in SPEC_SUFFIXES:
+                self.fail(f"{value} is a spec file; `{command}` takes the output dir of a compiled spec: run "
+                          f"`datafast compile {value}` first and give its dir (default build/<name>), or "
+                          f"`datafast run {value}` to do everything", param, ctx)
+            self.fail(f"{value} is a file; `{command}` takes the output dir of a compiled spec "
+                      "(`datafast compile SPEC -o DIR`)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+OUT_DIR = OutDirPath()
+
+
+def _check_out_dir(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and Path(value).suffix.lower() in DATASET_SUFFIXES:
+        raise click.BadParameter(
+            f"{value!r} looks like a dataset file: -o names the output directory (manifest, job files, results, "
+            f"the dataset inside it); the dataset file is named by `datafast collect DIR -o FILE{Path(value).suffix}`",
+            ctx, param)
+    return value
+
+
+out_dir_option = click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), callback=_check_out_dir,
+                              help="Output dir (default build/<name>).")
+
 
 def _runtime_errors(fn: Any) -> Any:
     """Map runtime-side failures to exit codes: bad input 2, runtime failure 1, interrupt 130."""
@@ -72,7 +110,7 @@ def _runtime_errors(fn: Any) -> Any:
 
 @main.command("compile")
 @click.argument("spec")
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), help="Output dir (default build/<name>).")
+@out_dir_option
 @click.option("--strict", is_flag=True, help="Fail on schema keywords a vendor cannot enforce.")
 @prices_option
 def compile_cmd(spec: str, out_dir: str | None, strict: bool, prices: str | None) -> None:
@@ -139,16 +177,20 @@ def render_plan(summary: dict[str, Any]) -> str:
     total = est["projected_total"]
     header = f"{'input tok':>12} {'output tok':>12} {'online':>16} {'batch':>16}"
 
-    def numbers(n: dict[str, Any]) -> str:
-        return (f"{n['input_tokens']:>12,} {n['output_tokens']:>12,} {_money(n['cost_online'], cur):>16} "
-                f"{_money(n['cost_batch'], cur):>16}")
+    unpriced = est.get("unpriced_models") or total["cost_excludes"]
+
+    def numbers(n: dict[str, Any], at_least: bool = False) -> str:
+        mark = ">=" if at_least else ""  # a total that leaves unpriced models out is a lower bound
+        return (f"{n['input_tokens']:>12,} {n['output_tokens']:>12,} {mark + _money(n['cost_online'], cur):>16} "
+                f"{mark + _money(n['cost_batch'], cur):>16}")
 
     lines += ["", f"ESTIMATED tokens and cost ({est['note']}; prices checked {est['prices_checked']}):",
               f"  {'round':>5}  {'stage':<26} {'requests':>10} {header}"]
     for s in stages:
         name = ("~" if s["projected"] else " ") + s["stage"]
-        lines.append(f"  {s['round']:>5}  {name:<26} {s['requests']:>10,} {numbers(s)}")
-    lines.append(f"  {'':>5}  {' total':<26} {total['requests']:>10,} {numbers(total)}")
+        partial = any(m["cost_online"] is None for m in s["by_model"].values())
+        lines.append(f"  {s['round']:>5}  {name:<26} {s['requests']:>10,} {numbers(s, partial)}")
+    lines.append(f"  {'':>5}  {' total':<26} {total['requests']:>10,} {numbers(total, bool(unpriced))}")
     if any(s["projected"] for s in stages):
         lines.append(f"  ~ {total['note']}")
     if summary.get("sampled"):
@@ -158,8 +200,11 @@ def render_plan(summary: dict[str, Any]) -> str:
     lines += ["", f"  {'model (all stages)':<36} {'requests':>10} {header}"]
     for model, m in total["by_model"].items():
         lines.append(f"  {model:<36} {m['requests']:>10,} {numbers(m)}")
-    if total["cost_excludes"]:
-        lines.append(f"  no price known for {', '.join(total['cost_excludes'])}: totals exclude them (add --prices)")
+    if unpriced:
+        lines.append(f"  total cost: at least {_money(total['cost_online'], cur)} online, at least "
+                     f"{_money(total['cost_batch'], cur)} batch; {len(unpriced)} model(s) unpriced: {', '.join(unpriced)}")
+        lines.append(f"  no price known for {', '.join(unpriced)}: totals exclude them (give prices with "
+                     "--prices FILE)")
     if summary["warnings"]:
         lines += ["", *(f"warning: {w}" for w in summary["warnings"])]
     return "\n".join(lines)
@@ -176,7 +221,7 @@ def _progress(message: str) -> None:
 
 
 @main.command("submit")
-@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.argument("out_dir", type=OUT_DIR)
 @click.option("--wait", is_flag=True, help="Poll until every job ended, then fetch the results.")
 @click.option("--poll-interval", type=click.FloatRange(min=0), default=30.0, show_default=True, help="Seconds.")
 @click.option("--retry-failed", is_flag=True, help="Also resend requests that failed for good (truncated, invalid...).")
@@ -204,7 +249,7 @@ def submit_cmd(out_dir: str, wait: bool, poll_interval: float, retry_failed: boo
 
 
 @main.command("status")
-@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.argument("out_dir", type=OUT_DIR)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_runtime_errors
 def status_cmd(out_dir: str, as_json: bool) -> None:
@@ -232,7 +277,7 @@ def status_cmd(out_dir: str, as_json: bool) -> None:
 
 
 @main.command("cancel")
-@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.argument("out_dir", type=OUT_DIR)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @_runtime_errors
 def cancel_cmd(out_dir: str, yes: bool) -> None:
@@ -253,7 +298,7 @@ def cancel_cmd(out_dir: str, yes: bool) -> None:
 
 
 @main.command("collect")
-@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.argument("out_dir", type=OUT_DIR)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Dataset file (.jsonl or .parquet).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @prices_option
@@ -325,7 +370,7 @@ PROVENANCE = frozenset({"row_id", "request_id", "stage", "model", "language", "t
 
 @main.command("run")
 @click.argument("spec")
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), help="Output dir (default build/<name>).")
+@out_dir_option
 @click.option("--poll-interval", type=click.FloatRange(min=0), default=30.0, show_default=True, help="Seconds.")
 @click.option("--concurrency", type=click.IntRange(min=1), help="Parallel requests for online runtimes.")
 @click.option("--online", is_flag=True,
@@ -350,7 +395,7 @@ def run_cmd(spec: str, out_dir: str | None, poll_interval: float, concurrency: i
 @click.argument("spec")
 @click.option("-n", "count", type=click.IntRange(min=1), default=3, show_default=True,
               help="First-stage requests to run, with their chains through every stage.")
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), help="Output dir (default build/<name>).")
+@out_dir_option
 @click.option("--poll-interval", type=click.FloatRange(min=0), default=5.0, show_default=True, help="Seconds.")
 @click.option("--concurrency", type=click.IntRange(min=1), help="Parallel requests for online runtimes.")
 @prices_option
@@ -384,7 +429,7 @@ def preview_cmd(spec: str, count: int, out_dir: str | None, poll_interval: float
 
 
 @main.command("push")
-@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.argument("out_dir", type=OUT_DIR)
 @click.option("--repo", "repo_id", required=True, metavar="NAMESPACE/NAME",
               help="Dataset repo on the Hugging Face Hub (created if missing).")
 @click.option("--private/--public", default=None,
@@ -415,6 +460,10 @@ def push_cmd(out_dir: str, repo_id: str, private: bool | None, train_size: float
     """
     from .hub import SplitOptions, push
 
+    if _QUIET[0]:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
     result = push(out_dir, repo_id, private=private, dry_run=dry_run, commit_message=commit_message,
                   options=SplitOptions(train_size, seed, shuffle, split_by), prices=prices,
                   max_shard_bytes=_size(max_shard_size), update_visibility=private is not None)

@@ -120,6 +120,25 @@ def _token(token: str | None) -> str:
     return found
 
 
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """The connection-level errors of whichever HTTP stack huggingface_hub uses (httpx2 in 2.x, httpx in 1.x,
+    requests before)."""
+    found: list[type[BaseException]] = []
+    for module, name in (("httpx2", "TransportError"), ("httpx", "TransportError"), ("requests", "ConnectionError")):
+        try:
+            found.append(getattr(__import__(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
+def _unreachable(api: Any, exc: BaseException) -> Exception:
+    from datafast.runtimes import RuntimeFailure
+
+    return RuntimeFailure("hub", f"cannot reach the Hub at {api.endpoint} ({type(exc).__name__}: {exc}); check "
+                                 "the network, or HF_ENDPOINT if you set it; nothing was committed")
+
+
 def _check_access(api: Any, repo_id: str, token: str) -> str:
     """whoami with the token; BadInput if the Hub refuses it or the namespace is not the user's or one of
     their organizations. Returns the user name."""
@@ -127,6 +146,8 @@ def _check_access(api: Any, repo_id: str, token: str) -> str:
 
     try:
         who = api.whoami(token=token)
+    except _transport_errors() as exc:
+        raise _unreachable(api, exc) from None
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else None
         if status in (401, 403):
@@ -430,17 +451,26 @@ def _dry_run_dir(target: Path) -> Path:
 
 def _upload(api: Any, folder: Path, repo_id: str, private: bool | None, update_visibility: bool,
             splits: dict[str, int], files: list[str], warnings: list[str], message: str) -> PushResult:
-    from huggingface_hub.errors import RepositoryNotFoundError
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    from datafast.runtimes import RuntimeFailure
 
     try:
-        before = api.repo_info(repo_id, repo_type="dataset").sha
-        if update_visibility and private is not None:
-            api.update_repo_settings(repo_id, private=private, repo_type="dataset")
-    except RepositoryNotFoundError:
-        before = None
-        api.create_repo(repo_id, repo_type="dataset", private=True if private is None else private, exist_ok=True)
-    info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset", commit_message=message,
-                             delete_patterns=[SHARD_PATTERN, f"{STAGES_DIR}/**"])
+        try:
+            before = api.repo_info(repo_id, repo_type="dataset").sha
+            if update_visibility and private is not None:
+                api.update_repo_settings(repo_id, private=private, repo_type="dataset")
+        except RepositoryNotFoundError:
+            before = None
+            api.create_repo(repo_id, repo_type="dataset", private=True if private is None else private,
+                            exist_ok=True)
+        info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset",
+                                 commit_message=message, delete_patterns=[SHARD_PATTERN, f"{STAGES_DIR}/**"])
+    except _transport_errors() as exc:
+        raise _unreachable(api, exc) from None
+    except HfHubHTTPError as exc:  # the client's message names the URL and the Hub's own reason
+        raise RuntimeFailure("hub", f"push to {repo_id} failed, nothing was committed ({exc}); run the same "
+                                    "command again") from None
     commit = getattr(info, "oid", None)
     unchanged = before is not None and commit == before
     url = f"{api.endpoint}/datasets/{repo_id}"
