@@ -23,6 +23,7 @@ from .spec import (
     RawDatasetConfig,
     UltrachatDatasetConfig,
     _MultiStage,
+    trimmed_model,
 )
 from .stages import BuildContext, PromptRules, prompt_rules, stage_prompts, stages_for
 from .templates import Template, parse_template
@@ -42,7 +43,9 @@ def check_spec(spec: DatasetConfigBase, base_dir: Path) -> CheckResult:
     errors: list[Finding] = []
     warnings: list[Finding] = []
     errors += _models(spec)
+    errors += _duplicate_models(spec)
     errors += _duplicates(spec)
+    warnings += _spaced_models(spec)
     prompt_errors, used = _prompts(spec)
     errors += prompt_errors
     errors += _stage_prompts(spec)
@@ -99,6 +102,22 @@ def _models(spec: DatasetConfigBase) -> Iterator[Finding]:
         for role in sorted(needed - set(models), key=spec.ROLES.index):
             yield (("models",), f"no models for role {role!r}; add 'models.{role}: [runtime:model, ...]' "
                                 f"(or give one list for every role)")
+
+
+def _duplicate_models(spec: DatasetConfigBase) -> Iterator[Finding]:
+    """A model listed twice in one list would get every prompt twice: twice the cost for the same prompts."""
+    first: dict[tuple[tuple[str | int, ...], str], tuple[str | int, ...]] = {}
+    for path, model in spec.model_entries():
+        seen = first.setdefault((path[:-1], model), path)
+        if seen != path:
+            yield (path, f"{model!r} is listed twice (also {'.'.join(map(str, seen))}): every prompt would be sent "
+                         "to it twice, at twice the cost; list each model once")
+
+
+def _spaced_models(spec: DatasetConfigBase) -> Iterator[Finding]:
+    for path, raw in spec._trimmed_models:
+        yield (path, f"model {raw!r} has spaces around the runtime or the model name; read as "
+                     f"{trimmed_model(raw)!r} (write it that way)")
 
 
 def _duplicates(spec: DatasetConfigBase) -> Iterator[Finding]:

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from .errors import SpecError, SpecIssue
-from .spec import CONFIG_BY_TYPE, SPEC_FORMAT_VERSION, DatasetConfigBase
+from .spec import CONFIG_BY_TYPE, KNOWN_RUNTIMES, SPEC_FORMAT_VERSION, DatasetConfigBase
 
 Path_ = tuple[str | int, ...]
 
@@ -394,6 +394,9 @@ def _message(err: Mapping[str, Any], path: Path_, model: type[BaseModel]) -> str
         )
     if kind == "missing":
         return "required key missing"
+    shape = _shape_hint(kind, err.get("input"), path)
+    if shape:
+        return shape
     msg = err["msg"]
     if kind == "string_type" and err.get("input", "") is None:
         return "no text: YAML reads an empty value, ~ and null as null; write the text (quote it: '~')"
@@ -404,6 +407,59 @@ def _message(err: Mapping[str, Any], path: Path_, model: type[BaseModel]) -> str
     if kind == "literal_error" and path and path[-1] == "type":
         msg = f"unknown dataset type; {msg[0].lower()}{msg[1:]}"
     return msg[0].lower() + msg[1:] if msg else msg
+
+
+# names for the example of `languages: [en, de]` -> `languages: {en: English, de: German}`
+_LANGUAGE_NAMES = {"ar": "Arabic", "de": "German", "en": "English", "es": "Spanish", "fr": "French", "hi": "Hindi",
+                   "it": "Italian", "ja": "Japanese", "ko": "Korean", "nl": "Dutch", "pl": "Polish",
+                   "pt": "Portuguese", "ru": "Russian", "sv": "Swedish", "tr": "Turkish", "zh": "Chinese"}
+
+
+def _shape_hint(kind: str, value: Any, path: Path_) -> str | None:
+    """The expected form of a YAML mapping/list mix-up, written with the user's own values.
+
+    `models: [openai: gpt-4.1-mini]`: a space after the colon makes YAML read a mapping {openai: gpt-4.1-mini}
+    where a 'runtime:model' string is expected. `languages: [en, de]`: a list where a mapping is expected.
+    """
+    if path and path[0] == "models":
+        pairs = _model_pairs(value, kind, path)
+        if pairs:
+            names = ", ".join(f"{runtime}:{model}" for runtime, model in pairs)
+            written = ", ".join(f"{runtime}: {model}" for runtime, model in pairs)
+            key = f"{path[1]}" if len(path) > 2 or (len(path) == 2 and isinstance(path[1], str)
+                                                   and path[1] not in KNOWN_RUNTIMES) else "models"
+            return (f"YAML reads '{written}' as a mapping (a space after the colon); a model is one "
+                    f"'runtime:model' word: write `{key}: [{names}]` (no space after the colon), or quote it: "
+                    f"'{names.split(', ')[0]}'")
+    if kind == "dict_type" and isinstance(value, list):
+        if path == ("languages",):
+            entries: dict[str, str] = {}
+            for item in value:
+                if isinstance(item, dict):
+                    entries.update({str(k): str(v) for k, v in item.items()})
+                elif isinstance(item, (str, int)) and str(item):
+                    entries[str(item)] = _LANGUAGE_NAMES.get(str(item).lower(), "<language name>")
+            example = ", ".join(f"{code}: {name}" for code, name in entries.items()) or "en: English"
+            return f"a mapping of language code to name is expected, not a list: write `languages: {{{example}}}`"
+        key = str(path[-1]) if path else "this key"
+        return f"a mapping is expected here, not a list: write `{key}: {{key: value, ...}}`"
+    return None
+
+
+def _model_pairs(value: Any, kind: str, path: Path_) -> list[tuple[str, str]]:
+    """(runtime, model) pairs of a model written with a space after its colon, as YAML parsed it."""
+    if kind == "string_type" and isinstance(value, dict):
+        mapping = value  # an item of a models list: `- openai: gpt-4.1-mini` or `[openai: gpt-4.1-mini]`
+    elif kind == "list_type" and isinstance(value, dict) and path == ("models",):
+        mapping = value  # the whole list written as a block mapping `models:\n  openai: gpt-4.1-mini`
+    elif kind == "list_type" and isinstance(value, (str, int, float)) and len(path) == 2 and path[1] in KNOWN_RUNTIMES:
+        mapping = {path[1]: value}  # a multi-stage `models: {openai: gpt-4.1-mini}` read as a role 'openai'
+    else:
+        return []
+    if not mapping or not all(isinstance(k, str) and isinstance(v, (str, int, float)) and not isinstance(v, bool)
+                              for k, v in mapping.items()):
+        return []
+    return [(k, str(v)) for k, v in mapping.items()]
 
 
 def _unwrap(annotation: Any) -> list[Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePath
 from typing import Annotated, Any, ClassVar, Literal, NoReturn
 
@@ -98,13 +98,25 @@ class ClassSpec(_Model):
 
 
 def _check_model_string(value: str) -> str:
+    """`runtime:model`, with whitespace around the runtime and the model name removed.
+
+    A name written `openai: gpt-4.1-mini` (quoted) or `' openai:gpt-4.1-mini'` means `openai:gpt-4.1-mini`: the
+    trimmed name is the one the manifest carries, so request ids are those of the name written without spaces
+    (`checks` warns about the spaces).
+    """
     runtime, sep, model = value.partition(":")
-    if not sep or not model:
+    if not sep or not model.strip():
         raise ValueError(
             f"model {value!r} must be 'runtime:model' (e.g. 'openai:gpt-4.1-mini'); "
             f"runtimes: {', '.join(KNOWN_RUNTIMES)}"
         )
-    return value
+    return trimmed_model(value)
+
+
+def trimmed_model(value: str) -> str:
+    """`' openai : gpt-4.1-mini '` -> `'openai:gpt-4.1-mini'` (spaces inside the model name are kept)."""
+    runtime, _, model = value.partition(":")
+    return f"{runtime.strip()}:{model.strip()}"
 
 
 ModelString = Annotated[str, Field(min_length=1), AfterValidator(_check_model_string)]
@@ -152,6 +164,9 @@ class DatasetConfigBase(_Model):
         None, exclude_if=lambda value: value is None,  # absent from the normalized spec unless given
         description="Python workflow (`Dataset.generate`): where the final rows are written (.jsonl or "
                     ".parquet), the work dir beside it; default as the original datafast's, per type.")
+
+    # model names written with spaces around the runtime or the model: (field path, as written)
+    _trimmed_models: tuple[tuple[tuple[str | int, ...], str], ...] = PrivateAttr(())
 
     # the original datafast's names (Python construction only, see `_original_fields`)
     ORIGINAL_DATASET_TYPE: ClassVar[str] = ""
@@ -204,6 +219,20 @@ class DatasetConfigBase(_Model):
     def _models_later(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
         return [] if value is MODELS_LATER else handler(value)  # an empty list: compile refuses it (checks)
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _note_trimmed_models(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """Remember the model names written with spaces (validation trims them), for `checks` to warn."""
+        spec = handler(data)
+        if isinstance(data, dict) and isinstance(spec, DatasetConfigBase):
+            spec._trimmed_models = tuple((path, raw) for path, raw in _model_strings(data.get("models"))
+                                         if raw != trimmed_model(raw))
+        return spec
+
+    def model_entries(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Every model the spec lists, with its field path (`("models", 0)`, `("models", "judge", 0)`)."""
+        return list(_model_strings(getattr(self, "models", [])))
+
     @field_validator("output_file")
     @classmethod
     def _output_format(cls, value: str | None) -> str | None:
@@ -252,6 +281,15 @@ class DatasetConfigBase(_Model):
             if not re.fullmatch(r"[A-Za-z0-9_-]+", code):
                 raise ValueError(f"language code {code!r} must match [A-Za-z0-9_-]+ (e.g. 'en', 'pt-BR')")
         return value
+
+
+def _model_strings(models: Any) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """(path, name) of every string in a `models` value (a list, or a mapping role -> list)."""
+    lists = models.items() if isinstance(models, dict) else [(None, models)]
+    for role, names in lists:
+        if isinstance(names, list):
+            base: tuple[str | int, ...] = ("models",) if role is None else ("models", role)
+            yield from (((*base, i), name) for i, name in enumerate(names) if isinstance(name, str))
 
 
 def _fail(field: str, value: Any, message: str) -> NoReturn:

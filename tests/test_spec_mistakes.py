@@ -1,0 +1,142 @@
+"""Mistakes caught before money is spent (compile/plan): misspelt or unpriced models, stray spaces and YAML
+mapping mix-ups in model names, answers longer than max_tokens, a model listed twice, broken price files, and
+a spec given where an output dir is expected (or the reverse)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from datafast.compiler.build import prepare
+from datafast.compiler.spec import ClassificationDatasetConfig
+
+HEAD = """\
+datafast: 1
+name: tiny
+type: classification
+classes: [{name: pos, description: Happy.}, {name: neg, description: Sad.}]
+"""
+
+
+def spec_with(write_spec, models: str, extra: str = "", name: str = "spec.yaml") -> Path:
+    """HEAD, then `models` on line 5, then `extra` from line 6."""
+    return write_spec(HEAD + f"models: {models}\n" + extra, name)
+
+
+def plan_json(cli, *args: Any) -> dict[str, Any]:
+    result = cli("plan", *args, "--json")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def job_lines(out: Path, vendor: str) -> list[dict[str, Any]]:
+    files = sorted((out / "jobs" / vendor).glob("*.jsonl"))
+    assert files, f"no {vendor} job file"
+    return [orjson.loads(line) for f in files for line in f.read_bytes().splitlines()]
+
+
+# -- 2. spaces and YAML mapping mix-ups in model names ------------------------------------------------------
+
+
+def test_spaces_around_runtime_and_model_are_trimmed_with_a_warning(write_spec, cli, tmp_path):
+    clean = spec_with(write_spec, "[openai:gpt-4.1-mini, ollama:gemma3:4b]", name="clean.yaml")
+    spaced = spec_with(write_spec, "['openai: gpt-4.1-mini', ' ollama : gemma3:4b ']", name="spaced.yaml")
+    assert cli("compile", clean, "-o", tmp_path / "clean").exit_code == 0
+    result = cli("compile", spaced, "-o", tmp_path / "spaced")
+    assert result.exit_code == 0, result.stderr
+    assert (f"warning: {spaced}:5: models.0: model 'openai: gpt-4.1-mini' has spaces around the runtime or the "
+            "model name; read as 'openai:gpt-4.1-mini' (write it that way)") in result.stderr
+    assert f"{spaced}:5: models.1: model ' ollama : gemma3:4b '" in result.stderr
+    # the manifest carries the trimmed names: same requests, same ids, same spec hash as the clean spec
+    assert (tmp_path / "spaced" / "manifest.jsonl").read_bytes() == (tmp_path / "clean" / "manifest.jsonl").read_bytes()
+    hashes = [json.loads((tmp_path / d / "manifest.json").read_text())["spec_hash"] for d in ("clean", "spaced")]
+    assert hashes[0] == hashes[1]
+
+
+def test_python_config_names_are_trimmed_too():
+    config = ClassificationDatasetConfig(classes=[{"name": "pos", "description": "Happy."}],
+                                         models=["openai : gpt-4.1-mini"])
+    assert config.models == ["openai:gpt-4.1-mini"]
+    prepared = prepare(config)
+    assert [str(w) for w in prepared.warnings] == [
+        "<spec>: models.0: model 'openai : gpt-4.1-mini' has spaces around the runtime or the model name; read as "
+        "'openai:gpt-4.1-mini' (write it that way)"]
+
+
+MAPPING_MISTAKES = [
+    ("flow-list", "models: [openai: gpt-4.1-mini]\n", 5, "models.0",
+     "YAML reads 'openai: gpt-4.1-mini' as a mapping (a space after the colon); a model is one 'runtime:model' "
+     "word: write `models: [openai:gpt-4.1-mini]` (no space after the colon), or quote it: 'openai:gpt-4.1-mini'"),
+    ("block-list", "models:\n  - ollama:gemma3:4b\n  - openai: gpt-4.1-mini\n", 7, "models.1",
+     "write `models: [openai:gpt-4.1-mini]`"),
+    ("block-mapping", "models:\n  openai: gpt-4.1-mini\n", 5, "models", "write `models: [openai:gpt-4.1-mini]`"),
+    ("ollama-tag", "models: [ollama: gemma3:4b]\n", 5, "models.0", "write `models: [ollama:gemma3:4b]`"),
+    ("languages-list", "models: [openai:gpt-4.1-mini]\nlanguages: [en, de]\n", 6, "languages",
+     "a mapping of language code to name is expected, not a list: write `languages: {en: English, de: German}`"),
+    ("languages-pairs", "models: [openai:gpt-4.1-mini]\nlanguages: [en: English, pt-BR: Português]\n", 6, "languages",
+     "write `languages: {en: English, pt-BR: Português}`"),
+    ("placeholders-list", "models: [openai:gpt-4.1-mini]\nexpansion:\n  placeholders: [tone]\n", 7,
+     "expansion.placeholders", "a mapping is expected here, not a list: write `placeholders: {key: value, ...}`"),
+]
+
+
+@pytest.mark.parametrize("case", MAPPING_MISTAKES, ids=[c[0] for c in MAPPING_MISTAKES])
+def test_yaml_mapping_mistakes_show_the_expected_form(case, write_spec, cli, tmp_path):
+    _, text, line, field, fragment = case
+    spec = write_spec(HEAD + text)
+    result = cli("compile", spec, "-o", tmp_path / "out")
+    assert result.exit_code == 2
+    assert f"error: {spec}:{line}: {field}: " in result.stderr and fragment in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_mapping_mistake_in_a_role_list_names_the_role(write_spec, cli):
+    spec = write_spec("""\
+datafast: 1
+name: t
+type: preference
+input_documents: [x]
+models:
+  questions: [openai: gpt-4.1-mini]
+  chosen: [openai:gpt-4.1-mini]
+  rejected: [openai:gpt-4.1-mini]
+""")
+    result = cli("plan", spec)
+    assert result.exit_code == 2
+    assert (f"{spec}:6: models.questions.0: YAML reads 'openai: gpt-4.1-mini' as a mapping (a space after the "
+            "colon); a model is one 'runtime:model' word: write `questions: [openai:gpt-4.1-mini]`") in result.stderr
+
+
+# -- 4. a model listed twice ------------------------------------------------------------------------------
+
+
+def test_a_model_listed_twice_is_an_error(write_spec, cli, tmp_path):
+    spec = spec_with(write_spec, "[openai:gpt-4.1-mini, anthropic:claude-haiku-4-5, 'openai: gpt-4.1-mini']")
+    result = cli("compile", spec, "-o", tmp_path / "out")
+    assert result.exit_code == 2
+    assert (f"error: {spec}:5: models.2: 'openai:gpt-4.1-mini' is listed twice (also models.0): every prompt would "
+            "be sent to it twice, at twice the cost; list each model once") in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_model_twice_in_a_role_is_an_error_but_one_model_in_two_roles_is_fine(write_spec, cli):
+    text = """\
+datafast: 1
+name: t
+type: preference
+input_documents: [x]
+models:
+  questions: [openai:gpt-4.1-mini]
+  chosen: [openai:gpt-4.1-mini, anthropic:claude-haiku-4-5]
+  rejected: [{rejected}]
+"""
+    twice = write_spec(text.replace("{rejected}", "ollama:gemma3:4b, ollama:gemma3:4b"), "twice.yaml")
+    result = cli("plan", twice)
+    assert result.exit_code == 2 and f"{twice}:8: models.rejected.1: 'ollama:gemma3:4b' is listed twice (also " \
+                                      "models.rejected.0)" in result.stderr
+    fine = write_spec(text.replace("{rejected}", "openai:gpt-4.1-mini"), "fine.yaml")
+    assert cli("plan", fine).exit_code == 0
