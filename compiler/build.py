@@ -202,12 +202,29 @@ def plan(prepared: Prepared, prices: PriceTable | None = None, *, sample_limit: 
     items = _items_per_answer(prepared.spec, stage)
     projection = project(prepared, prices, sample_limit=SAMPLE_LIMIT if sample_limit is None else sample_limit,
                          observe=lambda request: summary.add(request, items))
-    warnings = [issue_text(w) for w in prepared.warnings] + vendor_warnings(prepared)
+    warnings = [issue_text(w) for w in spec_warnings(prepared, prices)] + vendor_warnings(prepared)
     result = {"name": prepared.spec.name, "type": prepared.spec.type, "stage": stage.name, **summary.as_dict(),
               "stages": projection["stages"], "rounds": projection["rounds"], "sampled": projection["sampled"],
               "warnings": warnings}
     result["estimate"]["projected_total"] = {**projection["total"], "note": projection["note"]}
-    return result
+    return mark_unpriced(result)
+
+
+def spec_warnings(prepared: Prepared, prices: PriceTable) -> list[SpecIssue]:
+    """The spec's warnings: those of its checks, then those that need the dated tables (unpriced models, answers
+    longer than max_tokens allows)."""
+    from .table_checks import table_warnings
+
+    return [*prepared.warnings, *table_warnings(prepared, prices)]
+
+
+def mark_unpriced(plan: dict[str, Any]) -> dict[str, Any]:
+    """Add to a plan's estimate the models without a price (`unpriced_models`, every stage) and whether its cost
+    totals are therefore lower bounds (`cost_is_lower_bound`)."""
+    unpriced = sorted(plan["estimate"]["projected_total"]["cost_excludes"])
+    plan["estimate"]["unpriced_models"] = unpriced
+    plan["estimate"]["cost_is_lower_bound"] = bool(unpriced)
+    return plan
 
 
 def issue_text(issue: SpecIssue) -> str:
@@ -247,7 +264,8 @@ def write_stage(prepared: Prepared, stage_name: str, target: Path, *,
     first = stage.name == prepared.stages[0].name
     schemas = {schema_key(s.name, s.schema): s.schema for s in prepared.stages}
     checked = vendor_warnings(prepared, strict) if first else []  # the whole graph is checked with stage one
-    summary = Summary(prices or PriceTable.load())
+    prices = prices or PriceTable.load()
+    summary = Summary(prices)
     items = _items_per_answer(spec, stage)
     models = spec.models_for(stage.role)
     batched = any(m.partition(":")[0] in RENDERERS for m in models)
@@ -268,8 +286,8 @@ def write_stage(prepared: Prepared, stage_name: str, target: Path, *,
     except BaseException:
         sink.abort()
         raise
-    spec_warnings = prepared.warnings if first else []
-    warnings = [issue_text(w) for w in spec_warnings] + list(dict.fromkeys(checked + job_warnings))
+    first_warnings = spec_warnings(prepared, prices) if first else []
+    warnings = [issue_text(w) for w in first_warnings] + list(dict.fromkeys(checked + job_warnings))
     normalized = spec.model_dump(mode="json")
     manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
@@ -293,7 +311,7 @@ def write_stage(prepared: Prepared, stage_name: str, target: Path, *,
         "warnings": warnings,
     })
     (target / "manifest.json").write_bytes(_pretty_json(manifest))
-    return CompileResult(target, summary.requests, manifest, warnings, list(spec_warnings))
+    return CompileResult(target, summary.requests, manifest, warnings, list(first_warnings))
 
 
 def _pretty_json(obj: Any) -> bytes:

@@ -103,6 +103,21 @@ class CapabilityTable:
             max_input_tokens=found.get("max_input_tokens"),
         )
 
+    def names(self, runtime: str) -> list[str]:
+        """The model names of `runtime` the table spells out: its patterns without a wildcard, or ending in
+        one (`openai:gpt-4.1*` -> `gpt-4.1`), for did-you-mean suggestions."""
+        out: dict[str, None] = {}
+        for entry in self.entries:
+            patterns = entry["match"]
+            for pattern in [patterns] if isinstance(patterns, str) else patterns:
+                prefix, _, name = pattern.partition(":")
+                if prefix != runtime:
+                    continue
+                name = name[:-1].rstrip("-.") if name.endswith("*") else name
+                if name and not any(c in name for c in "*?["):
+                    out[name] = None
+        return list(out)
+
 
 def _read_override(path: Path) -> dict[str, Any]:
     from .errors import SpecError

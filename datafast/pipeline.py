@@ -289,7 +289,7 @@ def plan_run(out_dir: str | Path, prices: PriceTable | None = None) -> dict[str,
     vendors' usage), their pending ones estimates and simulated answers; stages not compiled yet are
     projected from those rows (`compiler.projection.project`). Same shape as `plan SPEC`. Writes nothing.
     """
-    from datafast.compiler.build import Summary, _items_per_answer
+    from datafast.compiler.build import Summary, _items_per_answer, mark_unpriced
     from datafast.compiler.projection import KnownStage, project
 
     from .dataset import stage_progress
@@ -317,7 +317,7 @@ def plan_run(out_dir: str | Path, prices: PriceTable | None = None) -> dict[str,
               "warnings": list(od.manifest.warnings), "run": {"dir": str(od.path), "stages": [
                   v.as_dict() for v in sv.stages]}}
     result["estimate"]["projected_total"] = {**projection["total"], "note": projection["note"]}
-    return result
+    return mark_unpriced(result)
 
 
 def ensure_idle(od: OutputDir, command: str) -> None:

@@ -39,6 +39,89 @@ def job_lines(out: Path, vendor: str) -> list[dict[str, Any]]:
     return [orjson.loads(line) for f in files for line in f.read_bytes().splitlines()]
 
 
+# -- 1. unknown and unpriced models -------------------------------------------------------------------------
+
+
+def test_a_misspelt_model_is_a_warning_with_did_you_mean(write_spec, cli, tmp_path):
+    spec = spec_with(write_spec, "[openai:gpt-4.1-minii]")
+    result = cli("compile", spec, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.stderr
+    assert (f"warning: {spec}:5: models.0: unknown model 'openai:gpt-4.1-minii': not in the dated price table "
+            "(checked 2025-10-01); did you mean 'openai:gpt-4.1-mini'? As written, cost totals leave it out"
+            ) in result.stderr
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert any("did you mean 'openai:gpt-4.1-mini'" in w for w in manifest["warnings"])
+
+
+@pytest.mark.parametrize("model,suggestion", [
+    ("anthropic:claude-haiku-4.5", "anthropic:claude-haiku-4-5"),  # a dot for a dash
+    ("gemini:gemini-2.5-flsh", "gemini:gemini-2.5-flash"),
+    ("openai:gtp-4.1-mini", "openai:gpt-4.1-mini"),  # no table entry matches it at all
+])
+def test_typos_of_each_vendor_get_the_known_name(write_spec, cli, model, suggestion):
+    result = cli("plan", spec_with(write_spec, f"[{model}]"))
+    assert result.exit_code == 0, result.stderr
+    assert f"unknown model '{model}'" in result.stdout and f"did you mean '{suggestion}'?" in result.stdout
+
+
+def test_a_real_but_unpriced_model_gets_no_wrong_suggestion(write_spec, cli):
+    # o3-mini is a model the capability table knows, one character from o1-mini: no did-you-mean
+    result = cli("plan", spec_with(write_spec, "[openai:o3-mini, openai:gpt-4.1-mini-2025-04-14]"))
+    assert result.exit_code == 0, result.stderr
+    assert ("models.0: no price known for model 'openai:o3-mini' (price table checked 2025-10-01): cost totals "
+            "leave it out; if the name is right, give its price with --prices FILE") in result.stdout
+    assert "models.1: no price known for model 'openai:gpt-4.1-mini-2025-04-14'" in result.stdout
+    assert "did you mean" not in result.stdout
+
+
+def test_local_models_and_priced_models_get_no_warning(write_spec, cli, tmp_path):
+    spec = spec_with(write_spec, "[ollama:gemma3:4b, local:smollm2-135m, openai:gpt-4.1-mini]")
+    summary = plan_json(cli, spec)
+    assert summary["warnings"] == []
+    assert summary["estimate"]["unpriced_models"] == [] and summary["estimate"]["cost_is_lower_bound"] is False
+    assert "at least" not in cli("plan", spec).stdout
+
+
+def test_a_price_file_naming_the_model_silences_the_warning(write_spec, cli, tmp_path):
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("models:\n  openai:gpt-4.1-minii: {input: 1.0, output: 2.0}\n")
+    summary = plan_json(cli, spec_with(write_spec, "[openai:gpt-4.1-minii]"), "--prices", prices)
+    assert summary["warnings"] == [] and summary["estimate"]["unpriced_models"] == []
+
+
+def test_plan_totals_with_an_unpriced_model_read_at_least(write_spec, cli):
+    spec = spec_with(write_spec, "[openai:gpt-4.1-mini, openai:gpt-4.1-minii]")
+    summary = plan_json(cli, spec)
+    est = summary["estimate"]
+    assert est["unpriced_models"] == ["openai:gpt-4.1-minii"] and est["cost_is_lower_bound"] is True
+    # the keys that existed keep their meaning: totals over the priced models, the unpriced ones listed
+    assert est["cost_excludes"] == ["openai:gpt-4.1-minii"] and est["cost_online"] > 0
+    total = est["projected_total"]
+    assert total["cost_online"] == est["by_model"]["openai:gpt-4.1-mini"]["cost_online"]
+    text = cli("plan", spec).stdout
+    assert (f"  total cost: at least {total['cost_online']:,.4f} USD online, at least {total['cost_batch']:,.4f} USD "
+            "batch; 1 model(s) unpriced: openai:gpt-4.1-minii") in text
+    total_row = next(line for line in text.splitlines() if line.split()[:1] == ["total"])
+    assert total_row.count(">=") == 2
+
+
+def test_an_unpriced_model_of_a_later_stage_is_listed(write_spec, cli):
+    spec = write_spec("""\
+datafast: 1
+name: t
+type: preference
+input_documents: ["Hold the reset button for 10 s."]
+llm_as_judge: true
+models: {questions: [openai:gpt-4.1-mini], chosen: [openai:gpt-4.1-mini], rejected: [openai:gpt-4.1-mini],
+         judge: [openai:gpt-41]}
+""")
+    summary = plan_json(cli, spec)
+    assert summary["estimate"]["cost_excludes"] == []  # the first stage alone is fully priced
+    assert summary["estimate"]["unpriced_models"] == ["openai:gpt-41"]
+    assert any("models.judge.0: unknown model 'openai:gpt-41'" in w and "did you mean 'openai:gpt-4.1'" in w
+               for w in summary["warnings"])
+
+
 # -- 2. spaces and YAML mapping mix-ups in model names ------------------------------------------------------
 
 
