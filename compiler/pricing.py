@@ -66,22 +66,62 @@ class PriceTable:
         return {"online": round(online, 6), "batch": round(online * (self.batch_discount if batched else 1), 6)}
 
 
-def _read_override(path: Path) -> dict[str, Any]:
-    from .errors import SpecError
-    from .tables import read_table
+TABLE_KEYS = ("checked", "currency", "unit", "note", "batch_discount", "free_runtimes", "models")
+PRICE_KEYS = ("input", "output")
+_PRICE_SHAPE = "models: {'runtime:model': {input: USD per 1M input tokens, output: USD per 1M output tokens}}"
 
-    data = read_table(path, "price table", dict,
-                      "'models': {'runtime:model': {input: USD per 1M tokens, output: ...}}")
+
+def _read_override(path: Path) -> dict[str, Any]:
+    """A price file (format of data/prices.json), every key checked: a misplaced or misspelt one is an error
+    naming it, not a price silently ignored."""
+    from .errors import SpecError
+    from .loader import did_you_mean
+    from .tables import read_located_table
+
+    data, lines = read_located_table(path, "price table", dict, f"'models' ({_PRICE_SHAPE})")
+
+    def fail(where: tuple[str | int, ...], message: str) -> SpecError:
+        return SpecError([lines.issue(where, message)])
+
+    for key in data:
+        if key in TABLE_KEYS:
+            continue
+        if str(key) in PRICE_KEYS or did_you_mean(str(key), PRICE_KEYS):
+            raise fail((key,), f"a price belongs inside a model's entry, under 'models': {_PRICE_SHAPE}")
+        if ":" in str(key):
+            raise fail((key,), f"a model's price belongs under 'models': models: {{{key}: {{input: ..., output: ...}}}}")
+        raise fail((key,), f"unknown key {key!r}{did_you_mean(str(key), TABLE_KEYS)} (keys: {', '.join(TABLE_KEYS)})")
+    for key in ("checked", "currency"):
+        if key in data and not isinstance(data[key], str):
+            raise fail((key,), "give text, e.g. checked: '2026-11-01', currency: USD")
     discount = data.get("batch_discount", 0.5)
     if isinstance(discount, bool) or not isinstance(discount, (int, float)) or not 0 <= discount <= 1:
-        raise SpecError.single(str(path), None, "batch_discount", "give a number between 0 and 1 (0.5 = half price)")
+        raise fail(("batch_discount",), "give a number between 0 and 1 (0.5 = half price)")
     free = data.get("free_runtimes", [])
     if not isinstance(free, list) or not all(isinstance(r, str) for r in free):
-        raise SpecError.single(str(path), None, "free_runtimes", "give a list of runtime names, e.g. [ollama, local]")
+        raise fail(("free_runtimes",), "give a list of runtime names, e.g. [ollama, local]")
     for model, price in data.get("models", {}).items():
-        if ":" not in str(model):
-            raise SpecError.single(str(path), None, f"models.{model}", "name models as 'runtime:model', as in specs")
-        if not (isinstance(price, dict) and {"input", "output"} <= set(price)
-                and all(isinstance(price[k], (int, float)) for k in ("input", "output"))):
-            raise SpecError.single(str(path), None, f"models.{model}", "give numeric 'input' and 'output' prices")
+        _check_price(model, price, fail)
     return data
+
+
+def _check_price(model: Any, price: Any, fail: Any) -> None:
+    from .loader import did_you_mean
+
+    where: tuple[str | int, ...] = ("models", model)
+    if ":" not in str(model):
+        raise fail(where, "name models as 'runtime:model', as in specs")
+    if not isinstance(price, dict):
+        raise fail(where, f"give numeric 'input' and 'output' prices (USD per 1M tokens): {_PRICE_SHAPE}")
+    for key in price:
+        if key not in PRICE_KEYS:
+            raise fail((*where, key), f"unknown key {key!r}{did_you_mean(str(key), PRICE_KEYS)} (a model's price has "
+                                      "'input' and 'output', USD per 1M tokens)")
+    for key in PRICE_KEYS:
+        if key not in price:
+            raise fail(where, f"missing '{key}': give numeric 'input' and 'output' prices (USD per 1M tokens)")
+        value = price[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise fail((*where, key), f"give numeric 'input' and 'output' prices (USD per 1M tokens), not {value!r}")
+        if value < 0:
+            raise fail((*where, key), "a price cannot be negative")

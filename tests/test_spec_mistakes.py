@@ -223,3 +223,58 @@ models:
                                       "models.rejected.0)" in result.stderr
     fine = write_spec(text.replace("{rejected}", "openai:gpt-4.1-mini"), "fine.yaml")
     assert cli("plan", fine).exit_code == 0
+
+
+# -- 5. price files -----------------------------------------------------------------------------------------
+
+
+PRICE_MISTAKES = [
+    ("input-at-top", "input: 0.4\nmodels: {}\n", 1, "input", "a price belongs inside a model's entry, under 'models'"),
+    ("model-at-top", "openai:gpt-x: {input: 1, output: 2}\n", 1, "openai:gpt-x",
+     "a model's price belongs under 'models': models: {openai:gpt-x: {input: ..., output: ...}}"),
+    ("misspelt-price-key", "models:\n  openai:gpt-x: {inputs: 1, output: 2}\n", 2, "models.openai:gpt-x.inputs",
+     "unknown key 'inputs'; did you mean 'input'?"),
+    ("missing-output", "models:\n  openai:gpt-x:\n    input: 1\n", 2, "models.openai:gpt-x",
+     "missing 'output': give numeric 'input' and 'output' prices (USD per 1M tokens)"),
+    ("misspelt-top-key", "modles:\n  openai:gpt-x: {input: 1, output: 2}\n", 1, "modles",
+     "unknown key 'modles'; did you mean 'models'?"),
+    ("negative", "models:\n  openai:gpt-x: {input: -1, output: 2}\n", 2, "models.openai:gpt-x.input",
+     "a price cannot be negative"),
+    ("entry-twice", "models:\n  openai:gpt-x: {input: 1, output: 2}\n  openai:gpt-x: {input: 1, output: 3}\n", 3,
+     "models.openai:gpt-x", "duplicate key"),
+]
+
+
+@pytest.mark.parametrize("case", PRICE_MISTAKES, ids=[c[0] for c in PRICE_MISTAKES])
+def test_a_misplaced_price_key_is_a_located_error(case, write_spec, cli, tmp_path):
+    _, text, line, field, fragment = case
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(text)
+    spec = spec_with(write_spec, "[openai:gpt-4.1-mini]")
+    for command in (("plan", spec), ("compile", spec, "-o", tmp_path / "out")):
+        result = cli(*command, "--prices", prices)
+        assert result.exit_code == 2
+        assert f"error: {prices}:{line}: {field}: " in result.stderr and fragment in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unquoted_date_in_a_price_file_is_read_as_text(write_spec, cli, tmp_path):
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("checked: 2026-11-01\nmodels:\n  openai:gpt-x: {input: 1, output: 2}\n")
+    summary = plan_json(cli, spec_with(write_spec, "[openai:gpt-x]"), "--prices", prices)
+    assert summary["estimate"]["prices_checked"] == "2026-11-01"
+
+
+def test_the_readme_price_file_example_is_a_valid_price_file(write_spec, cli, tmp_path):
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
+    example = re.search(r"### Price files.*?```yaml\n(.*?)```", readme, re.S)
+    assert example is not None
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(example.group(1))
+    summary = plan_json(cli, spec_with(write_spec, "['openai:ft:gpt-4.1-mini:acme::abc123']"), "--prices", prices)
+    est = summary["estimate"]
+    assert est["prices_checked"] == "2026-11-01" and est["unpriced_models"] == []
+    assert est["cost_online"] == pytest.approx((est["input_tokens"] * 0.8 + est["output_tokens"] * 3.2) / 1e6, abs=1e-6)
