@@ -18,6 +18,7 @@ from tests.emulators import (
     AnthropicEmulator,
     Emulator,
     GeminiEmulator,
+    HubEmulator,
     OllamaEmulator,
     OpenAIEmulator,
 )
@@ -58,6 +59,23 @@ def gemini_emulator(request: pytest.FixtureRequest) -> Iterator[GeminiEmulator]:
 @pytest.fixture
 def ollama_emulator(request: pytest.FixtureRequest) -> Iterator[OllamaEmulator]:
     yield from _serve(request, OllamaEmulator)
+
+
+HUB_MAX_SECONDS = 600.0
+
+
+@pytest.fixture
+def hub_emulator(request: pytest.FixtureRequest) -> Iterator[HubEmulator]:
+    """The Hugging Face Hub emulator (stops by itself after ``HUB_MAX_SECONDS``); point clients at it with
+    ``tests.emulators.hub.use_hub(monkeypatch, hub_emulator, tmp_path)``. Options from the ``emulator`` marker,
+    e.g. ``@pytest.mark.emulator(tokens={"hf_a": "alice", "hf_b": "bob"}, orgs={"team": ["alice"]})``."""
+    marker = request.node.get_closest_marker("emulator")
+    emu = HubEmulator(**{"max_seconds": HUB_MAX_SECONDS, **(marker.kwargs if marker else {})}).start()
+    try:
+        yield emu
+    finally:
+        emu.stop()
+        assert not emu.running
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from ._base import Emulator, HTTPError
 from .anthropic import AnthropicEmulator
 from .faults import Fault, FaultPlan
 from .gemini import GeminiEmulator
+from .hub import HubEmulator
 from .ollama import OllamaEmulator
 from .openai import OpenAIEmulator
 
@@ -21,6 +22,7 @@ EMULATORS: dict[str, type[Emulator]] = {
     "anthropic": AnthropicEmulator,
     "gemini": GeminiEmulator,
     "ollama": OllamaEmulator,
+    "hub": HubEmulator,
 }
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "FaultPlan",
     "GeminiEmulator",
     "HTTPError",
+    "HubEmulator",
     "OllamaEmulator",
     "OpenAIEmulator",
 ]

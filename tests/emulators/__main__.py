@@ -15,7 +15,7 @@ from typing import Any
 from . import EMULATORS
 
 ENV = {"openai": "OPENAI_BASE_URL", "anthropic": "ANTHROPIC_BASE_URL", "gemini": "GOOGLE_GEMINI_BASE_URL",
-       "ollama": "OLLAMA_HOST"}
+       "ollama": "OLLAMA_HOST", "hub": "HF_ENDPOINT"}
 
 
 def main(argv: list[str] | None = None) -> int:
