@@ -53,7 +53,15 @@ def _read_text(path: Path) -> str:
     if not path.exists():
         raise SpecError.single(str(path), None, "", "spec file not found; check the path")
     if path.is_dir():
-        raise SpecError.single(str(path), None, "", "is a directory; give the path of a .yaml spec file")
+        if (path / "manifest.json").is_file():
+            raise SpecError.single(str(path), None, "", "is a directory: the output dir of a compiled spec; compile, "
+                                   "run and preview take the spec file (.yaml); an output dir goes to submit, "
+                                   "status, collect, cancel, push or plan")
+        raise SpecError.single(str(path), None, "", "is a directory; give the path of a .yaml spec file (an "
+                               "output dir goes to submit, status, collect, cancel, push or plan)")
+    if path.suffix.lower() == ".jsonl":  # a manifest, a job file or a dataset: compiled output, not a spec
+        raise SpecError.single(str(path), None, "", "a .jsonl file is not a spec (a spec is YAML or JSON); give the "
+                               "spec file, or the output dir it was compiled into to submit, status, collect or plan")
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -318,6 +326,9 @@ def validate_data(data: Any, lines: LineMap) -> DatasetConfigBase:
     if not isinstance(data, dict):
         got = type(data).__name__ if data is not None else "nothing"
         raise SpecError([lines.issue((), f"a spec is a mapping of keys (datafast, name, type, ...), got {got}")])
+    if "datafast" not in data and {"spec_hash", "spec", "format"} <= set(data):
+        raise SpecError([lines.issue((), "this is a compiled manifest.json, not a spec: give the spec file, or the "
+                                         "output dir it is in to submit, status, collect or plan")])
     if "datafast" not in data:
         raise SpecError([lines.issue((), f"required key 'datafast' missing; add 'datafast: {SPEC_FORMAT_VERSION}'")])
     if type(data["datafast"]) is not int or data["datafast"] != SPEC_FORMAT_VERSION:

@@ -216,7 +216,8 @@ def collect_to(out_dir: str | Path, output: str | Path | None = None, prices: st
     od = OutputDir.open(out_dir)
     target = Path(output) if output is not None else od.dataset_path
     if target.suffix not in FORMATS:
-        raise BadInput(f"{target}: output must end in {' or '.join(FORMATS)}")
+        raise BadInput(f"{target}: output must end in {' or '.join(FORMATS)} (-o names the dataset file; the "
+                       "output dir is the DIR argument)")
     with od.lock(on_wait=log.warning):
         return _collect(od, target, prices)
 

@@ -278,3 +278,58 @@ def test_the_readme_price_file_example_is_a_valid_price_file(write_spec, cli, tm
     est = summary["estimate"]
     assert est["prices_checked"] == "2026-11-01" and est["unpriced_models"] == []
     assert est["cost_online"] == pytest.approx((est["input_tokens"] * 0.8 + est["output_tokens"] * 3.2) / 1e6, abs=1e-6)
+
+
+# -- 6. the wrong kind of argument --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [("submit",), ("status",), ("collect",), ("cancel", "--yes"),
+                                     ("push", "--repo", "me/data")])
+def test_a_spec_given_to_a_command_taking_an_output_dir(command, write_spec, cli):
+    spec = spec_with(write_spec, "[openai:gpt-4.1-mini]")
+    result = cli(command[0], spec, *command[1:])
+    assert result.exit_code == 2
+    assert (f"{spec} is a spec file; `datafast {command[0]}` takes the output dir of a compiled spec: run "
+            f"`datafast compile {spec}` first and give its dir (default build/<name>), or `datafast run {spec}` to "
+            "do everything") in result.stderr
+
+
+@pytest.mark.parametrize("command", [("compile",), ("run",), ("preview", "-n", "1")])
+def test_an_output_dir_given_to_a_command_taking_a_spec(command, write_spec, cli, tmp_path):
+    out = tmp_path / "out"
+    assert cli("compile", spec_with(write_spec, "[openai:gpt-4.1-mini]"), "-o", out).exit_code == 0
+    result = cli(command[0], out, *command[1:])
+    assert result.exit_code == 2
+    assert (f"error: {out}: is a directory: the output dir of a compiled spec; compile, run and preview take the "
+            "spec file (.yaml); an output dir goes to submit, status, collect, cancel, push or plan") in result.stderr
+
+
+@pytest.mark.parametrize("name", ["manifest.jsonl", "manifest.json"])
+def test_compiled_files_are_not_specs(name, write_spec, cli, tmp_path):
+    out = tmp_path / "out"
+    assert cli("compile", spec_with(write_spec, "[openai:gpt-4.1-mini]"), "-o", out).exit_code == 0
+    result = cli("plan", out / name)
+    assert result.exit_code == 2
+    assert "not a spec" in result.stderr and "give the spec file, or the output dir" in result.stderr
+
+
+@pytest.mark.parametrize("command,suffix", [("compile", ".jsonl"), ("run", ".parquet"), ("preview", ".jsonl")])
+def test_o_naming_a_dataset_file_is_refused(command, suffix, write_spec, cli, tmp_path):
+    target = tmp_path / f"data{suffix}"
+    result = cli(command, spec_with(write_spec, "[openai:gpt-4.1-mini]"), "-o", target)
+    assert result.exit_code == 2
+    assert (f"'{target}' looks like a dataset file: -o names the output directory (manifest, job files, results, "
+            f"the dataset inside it); the dataset file is named by `datafast collect DIR -o FILE{suffix}`"
+            ) in result.stderr
+    assert not target.exists()
+
+
+def test_collect_o_names_the_dataset_file(write_spec, cli, tmp_path):
+    out = tmp_path / "out"
+    assert cli("compile", spec_with(write_spec, "[openai:gpt-4.1-mini]"), "-o", out).exit_code == 0
+    result = cli("collect", out, "-o", tmp_path / "dataset")
+    assert result.exit_code == 2
+    assert "output must end in .jsonl or .parquet (-o names the dataset file; the output dir is the DIR argument)" \
+        in result.stderr
+    ok = cli("collect", out, "-o", tmp_path / "dataset.jsonl")
+    assert ok.exit_code == 0, ok.stderr
