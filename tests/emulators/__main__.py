@@ -1,4 +1,4 @@
-"""Run emulators by hand: ``python -m tests.emulators openai|anthropic|gemini|ollama|all [--port N]``.
+"""Run emulators by hand: ``python -m tests.emulators openai|anthropic|gemini|ollama|hub|all [--port N]``.
 
 Prints one line per emulator (``<vendor> <url> base_url=<SDK base URL> env=<VAR>=<value>``), serves until
 ``--max-seconds`` have passed or the process is signalled, then stops.
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.emulators", description=__doc__)
     parser.add_argument("vendor", choices=[*EMULATORS, "all"])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 = ephemeral; with 'all', ports N..N+3")
+    parser.add_argument("--port", type=int, default=0, help="0 = ephemeral; with 'all', ports N..N+4 (openai, anthropic, gemini, ollama, hub)")
     parser.add_argument("--batch-delay", type=float, default=1.0, help="seconds per batch state transition")
     parser.add_argument("--max-seconds", type=float, default=3600.0, help="exit after this long")
     args = parser.parse_args(argv)
