@@ -1,7 +1,8 @@
 """What each model accepts, from a dated table kept as data (`data/capabilities.json`), checked at compile time.
 
 Facts per `runtime:model`: generation parameters the model refuses (a request carrying one comes back 400),
-parameters it refuses together, its maximum output, its context window. Renderers use them to leave out what
+parameters it refuses together, its maximum output, its context window, whether it reasons (`reasoning`:
+`always` when it reasons unless told otherwise, `optional` when only if asked, `none` when it cannot). Renderers use them to leave out what
 a model would refuse, clamp `max_tokens`, and count prompts that cannot fit (see `vendors/base.py`); the
 manifest keeps the spec's `params` unchanged, the job lines carry what is sent.
 
@@ -26,7 +27,8 @@ from typing import Any
 ENV_VAR = "DATAFAST_CAPABILITIES"
 SAMPLING = ("temperature", "top_p", "seed")  # the generation parameters a model may refuse (max_tokens is required)
 _LIMITS = ("context_window", "max_input_tokens", "max_output_tokens")
-_FACTS = ("refuses", "mutually_exclusive", *_LIMITS)
+_FACTS = ("refuses", "mutually_exclusive", *_LIMITS, "reasoning")
+REASONING_MODES = ("always", "optional", "none")
 _KNOWN_KEYS = frozenset({"match", *_FACTS, "status", "checked", "sources", "note"})
 _STATUSES = frozenset({"documented", "reported", "assumed"})
 
@@ -44,6 +46,7 @@ class ModelCapabilities:
     max_output_tokens: int | None = None
     context_window: int | None = None
     max_input_tokens: int | None = None
+    reasoning: str | None = None  # one of REASONING_MODES; None: the table does not say
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ class CapabilityTable:
             max_output_tokens=found.get("max_output_tokens"),
             context_window=found.get("context_window"),
             max_input_tokens=found.get("max_input_tokens"),
+            reasoning=found.get("reasoning"),
         )
 
     def names(self, runtime: str) -> list[str]:
@@ -154,6 +158,8 @@ def _check_entry(entry: object, where: str, fail: Callable[[str, str], Exception
         value = entry.get(limit)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise fail(f"{where}.{limit}", "give a positive number of tokens")
+    if entry.get("reasoning", "none") not in REASONING_MODES:
+        raise fail(f"{where}.reasoning", f"one of {', '.join(REASONING_MODES)}")
     if entry.get("status", "assumed") not in _STATUSES:
         raise fail(f"{where}.status", f"one of {', '.join(sorted(_STATUSES))}")
 

@@ -15,6 +15,7 @@ from .loader import did_you_mean
 from .sources import SourceError, check_columns
 from .spec import (
     KNOWN_RUNTIMES,
+    REASONING_PARAMS,
     ClassificationDatasetConfig,
     DatasetConfigBase,
     GenericPipelineDatasetConfig,
@@ -27,6 +28,7 @@ from .spec import (
 )
 from .stages import BuildContext, PromptRules, prompt_rules, stage_prompts, stages_for
 from .templates import Template, parse_template
+from .vendors import RENDERERS
 
 Finding = tuple[tuple[str | int, ...], str]
 
@@ -46,6 +48,9 @@ def check_spec(spec: DatasetConfigBase, base_dir: Path) -> CheckResult:
     errors += _duplicate_models(spec)
     errors += _duplicates(spec)
     warnings += _spaced_models(spec)
+    reasoning_errors, reasoning_warnings = _reasoning_keys(spec)
+    errors += reasoning_errors
+    warnings += reasoning_warnings
     prompt_errors, used = _prompts(spec)
     errors += prompt_errors
     errors += _stage_prompts(spec)
@@ -118,6 +123,26 @@ def _spaced_models(spec: DatasetConfigBase) -> Iterator[Finding]:
     for path, raw in spec._trimmed_models:
         yield (path, f"model {raw!r} has spaces around the runtime or the model name; read as "
                      f"{trimmed_model(raw)!r} (write it that way)")
+
+
+def _reasoning_keys(spec: DatasetConfigBase) -> tuple[list[Finding], list[Finding]]:
+    """Reasoning keys no model of the spec takes (a warning), and values the vendor refuses outright."""
+    errors: list[Finding] = []
+    warnings: list[Finding] = []
+    params = spec.generation.params()
+    runtimes = {model.partition(":")[0] for _, model in spec.model_entries()}
+    for key in REASONING_PARAMS:
+        if key not in params:
+            continue
+        takers = sorted(r for r, renderer in RENDERERS.items() if renderer.PARAMS.get(key) is not None)
+        if not runtimes & set(takers):
+            warnings.append((("generation", key), f"no model of this spec takes it (only {' and '.join(takers)} "
+                                                  "models do); it has no effect"))
+        for runtime in sorted(runtimes & set(takers)):
+            problem = RENDERERS[runtime].param_problem(key, params)
+            if problem:
+                errors.append((("generation", key), f"{runtime}: {problem}"))
+    return errors, warnings
 
 
 def _duplicates(spec: DatasetConfigBase) -> Iterator[Finding]:

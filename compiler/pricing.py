@@ -22,8 +22,21 @@ def estimate_input_tokens(messages: list[Mapping[str, str]]) -> int:
     return chars // CHARS_PER_TOKEN + TOKENS_PER_MESSAGE * len(messages)
 
 
+# Reasoning tokens assumed per answer of a reasoning model when no thinking_budget bounds them, by
+# reasoning_effort (a model that reasons by default: "medium", OpenAI's default). Vendors publish no typical
+# counts; these are deliberately low assumptions, so that the max_tokens check warns only where truncation is
+# likely (real reasoning often takes several times more).
+REASONING_TOKENS = {"minimal": 0, "low": 512, "medium": 1024, "high": 4096}
+DEFAULT_REASONING_EFFORT = "medium"
+
+
+def answer_tokens(items: int) -> int:
+    """Estimated visible length of an answer of `items` generated items, whatever max_tokens allows."""
+    return ANSWER_OVERHEAD_TOKENS + items * TOKENS_PER_ITEM
+
+
 def estimate_output_tokens(items: int, max_tokens: int) -> int:
-    return min(max_tokens, ANSWER_OVERHEAD_TOKENS + items * TOKENS_PER_ITEM)
+    return min(max_tokens, answer_tokens(items))
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,7 @@ def project(prepared: Prepared, prices: PriceTable, known: Mapping[str, KnownSta
         else:
             built = list(stage_requests(builder, stage, {name: rows[name] for name in stage.inputs}))
             tally = _Tally()
-            items = _answer_items(stage.schema, _samples(prepared))
+            items = answer_items(stage.schema, _samples(prepared))
             for request in built:
                 tally.add_request(request, items)
             stage_rows = _simulated_rows(prepared, stage, built)
@@ -151,7 +151,7 @@ def placeholder_answer(schema: Mapping[str, Any], samples: int, tag: str) -> Any
     Integers and numbers sit at their minimum (0 without one), booleans are false, enums take their first value.
     """
     leaves = _count_strings(schema, samples)
-    budget = _answer_items(schema, samples) * TOKENS_PER_ITEM * CHARS_PER_TOKEN
+    budget = answer_items(schema, samples) * TOKENS_PER_ITEM * CHARS_PER_TOKEN
     return _fill(schema, samples, budget // max(1, leaves), tag)
 
 
@@ -161,7 +161,7 @@ def placeholder_answer(schema: Mapping[str, Any], samples: int, tag: str) -> Any
 def _first_stage(prepared: Prepared, stage: Stage, tally: _Tally, observe: Callable[[dict[str, Any]], None] | None,
                  keep: int) -> tuple[list[dict[str, Any]], int]:
     """Count every first-stage request; return the `keep` with the smallest ids (in order) and the count."""
-    items = _answer_items(stage.schema, _samples(prepared))
+    items = answer_items(stage.schema, _samples(prepared))
     heap: list[tuple[int, int, dict[str, Any]]] = []  # (-id key, -position, request): max-heap of the smallest
     n = 0
     for n, request in enumerate(stage_requests(prepared, stage), 1):
@@ -205,7 +205,7 @@ def _sampled(prepared: Prepared, fraction: float) -> Prepared:
 def _known_stage(prepared: Prepared, stage: Stage, known: KnownStage, first: bool, sample: set[str] | None,
                  included: set[str]) -> tuple[_Tally, _Tally, list[Row]]:
     """Actual and remaining numbers of a compiled stage, and its rows: actual ones + those of pending requests."""
-    items = _answer_items(stage.schema, _samples(prepared))
+    items = answer_items(stage.schema, _samples(prepared))
     actual, remaining = _Tally(), _Tally()
     simulate = []
     for request in known.requests:
@@ -261,7 +261,7 @@ def _rounds(stages: list[Stage]) -> dict[str, int]:
 # -- placeholder answers -------------------------------------------------------------------------------------
 
 
-def _answer_items(schema: Mapping[str, Any], samples: int) -> int:
+def answer_items(schema: Mapping[str, Any], samples: int) -> int:
     """Generated items in one answer: the length of its top-level "items" array, else 1 (as `plan` counts)."""
     items = schema.get("properties", {}).get("items")
     return _array_length(items, samples) if isinstance(items, Mapping) and items.get("type") == "array" else 1

@@ -28,6 +28,7 @@ from pydantic import (
 SPEC_FORMAT_VERSION = 1
 KNOWN_RUNTIMES = ("openai", "anthropic", "gemini", "ollama", "local")
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+REASONING_PARAMS = ("reasoning_effort", "thinking_budget")  # generation keys that control reasoning models
 
 NonEmptyStr = Annotated[str, Field(min_length=1)]
 
@@ -43,11 +44,22 @@ class GenerationConfig(_Model):
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    # reasoning controls: absent from the normalized spec (and from `params`) unless given, so specs without
+    # them keep their manifests, ids and hash
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = Field(
+        None, exclude_if=lambda value: value is None,
+        description="OpenAI reasoning models: how much they reason (sent as `reasoning_effort`). Reasoning "
+                    "tokens count against max_tokens.")
+    thinking_budget: int | None = Field(
+        None, ge=0, le=1_000_000, exclude_if=lambda value: value is None,
+        description="Anthropic and Gemini: tokens the model may spend thinking (Anthropic `thinking.budget_tokens`, "
+                    "at least 1024 and below max_tokens; Gemini `thinkingConfig.thinkingBudget`); 0 turns thinking "
+                    "off. Thinking tokens count against max_tokens.")
 
     def params(self) -> dict[str, Any]:
-        """The request `params`: `max_tokens` plus the sampling parameters the spec set."""
+        """The request `params`: `max_tokens` plus the sampling and reasoning parameters the spec set."""
         out: dict[str, Any] = {"max_tokens": self.max_tokens}
-        for key in ("temperature", "top_p", "seed"):
+        for key in ("temperature", "top_p", "seed", *REASONING_PARAMS):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value

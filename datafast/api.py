@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from datafast.compiler.build import CompileResult, prepare
+from datafast.compiler.build import CompileResult, Prepared, prepare
 from datafast.compiler.build import plan as _plan
 from datafast.compiler.errors import SpecError
 from datafast.compiler.jobs import JobFileError
@@ -63,21 +63,30 @@ def compile(
                                                      limits=limits, on_wait=log.warning)
     except (UnsupportedFeature, RenderError, JobFileError) as exc:
         # what the vendor files cannot carry is a problem of the spec (or of --strict): nothing was written
-        field = ""
-        if isinstance(exc, UnsupportedFeature):
-            field = f"generation.{exc.keyword}" if exc.schema_key is None else "models"
-        hint = " (a warning without --strict)" if strict and isinstance(exc, UnsupportedFeature) else ""
-        path = tuple(field.split(".")) if field else ()
-        raise SpecError([prepared.lines.issue(path, f"{exc}{hint}")]) from None
+        raise _vendor_spec_error(prepared, exc, strict) from None
     for warning in [*map(str, result.spec_warnings), *result.warnings[len(result.spec_warnings):]]:
         log.warning("warning: %s", warning)
     log.info("compiled %s requests into %s", f"{result.requests:,}", target)
     return result
 
 
+def _vendor_spec_error(prepared: Prepared, exc: Exception, strict: bool) -> SpecError:
+    """A vendor's refusal of the spec, located at the generation parameter (or the models) it concerns."""
+    field = ""
+    if isinstance(exc, UnsupportedFeature):
+        field = f"generation.{exc.keyword}" if exc.schema_key is None else "models"
+    hint = " (a warning without --strict)" if strict and isinstance(exc, UnsupportedFeature) else ""
+    path = tuple(field.split(".")) if field else ()
+    return SpecError([prepared.lines.issue(path, f"{exc}{hint}")])
+
+
 def plan(spec_or_path: DatasetConfigBase | str | Path, *, prices: str | Path | None = None) -> dict[str, Any]:
     """Requests per stage/model/language/class with token and cost estimates; writes nothing."""
-    return _plan(prepare(spec_or_path), PriceTable.load(prices))
+    prepared = prepare(spec_or_path)
+    try:
+        return _plan(prepared, PriceTable.load(prices))
+    except UnsupportedFeature as exc:  # what a vendor refuses outright, as compile reports it
+        raise _vendor_spec_error(prepared, exc, False) from None
 
 
 def submit(out_dir: str | Path, *, wait: bool = False, poll_interval: float = 30.0, retry_failed: bool = False,

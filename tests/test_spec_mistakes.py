@@ -11,8 +11,11 @@ from typing import Any
 import orjson
 import pytest
 
+import datafast
 from datafast.compiler.build import prepare
 from datafast.compiler.spec import ClassificationDatasetConfig
+from tests.emulators.anthropic import params_problem
+from tests.test_vendors_openai import chat_request_validator  # noqa: F401  (a fixture)
 
 HEAD = """\
 datafast: 1
@@ -194,6 +197,142 @@ models:
             "colon); a model is one 'runtime:model' word: write `questions: [openai:gpt-4.1-mini]`") in result.stderr
 
 
+# -- 3. answers longer than max_tokens, reasoning ------------------------------------------------------------
+
+
+def test_answers_longer_than_max_tokens_are_a_warning_with_the_numbers_and_the_fix(write_spec, cli, tmp_path):
+    spec = spec_with(write_spec, "[openai:gpt-4.1-mini]", "num_samples_per_prompt: 20\n")
+    expected = ("num_samples_per_prompt: stage generate: answers of openai:gpt-4.1-mini need ~3,020 output tokens "
+                "(~3,020 for 20 items at ~150 tokens each), more than max_tokens (2,048): they would come back "
+                "truncated, and truncated answers are paid for; raise generation.max_tokens to 3,020 or more, or "
+                "lower num_samples_per_prompt to 13")
+    assert f"warning: line 6: {expected}" in cli("plan", spec).stdout
+    result = cli("compile", spec, "-o", tmp_path / "out")
+    assert result.exit_code == 0 and f"warning: {spec}:6: {expected}" in result.stderr
+    # at 13 items the answers fit: no warning
+    fits = spec_with(write_spec, "[openai:gpt-4.1-mini]", "num_samples_per_prompt: 13\n", name="fits.yaml")
+    assert plan_json(cli, fits)["warnings"] == []
+
+
+def test_reasoning_models_count_their_reasoning_against_max_tokens(write_spec, cli):
+    spec = spec_with(write_spec, "[openai:o3-mini, openai:gpt-4.1-mini]", "generation: {max_tokens: 1500}\n")
+    warnings = plan_json(cli, spec)["warnings"]
+    budget = [w for w in warnings if "output tokens" in w]
+    assert budget == [
+        "line 6: generation.max_tokens: stage generate: answers of openai:o3-mini need ~1,794 output tokens (~770 "
+        "for 5 items at ~150 tokens each, plus ~1,024 for reasoning by default, assumed), more than max_tokens "
+        "(1,500): they would come back truncated, and truncated answers are paid for; raise generation.max_tokens "
+        "to 1,794 or more, or lower num_samples_per_prompt to 3, or bound the reasoning with "
+        "generation.reasoning_effort"]  # gpt-4.1-mini's 770 tokens fit
+
+
+def test_a_thinking_budget_counts_in_full(write_spec, cli):
+    spec = spec_with(write_spec, "[anthropic:claude-sonnet-4-5]",
+                     "generation: {max_tokens: 3000, thinking_budget: 2500}\n")
+    warnings = plan_json(cli, spec)["warnings"]
+    assert any("answers of anthropic:claude-sonnet-4-5 need ~3,270 output tokens (~770 for 5 items at ~150 tokens "
+               "each, plus ~2,500 for thinking_budget 2,500)" in w and "or lower generation.thinking_budget" in w
+               for w in warnings), warnings
+    # the same budget with room for the answer: no warning
+    roomy = spec_with(write_spec, "[anthropic:claude-sonnet-4-5]",
+                      "generation: {max_tokens: 3300, thinking_budget: 2500}\n", name="roomy.yaml")
+    assert not [w for w in plan_json(cli, roomy)["warnings"] if "output tokens" in w]
+
+
+def test_the_models_maximum_output_bounds_the_answer(write_spec, cli):
+    # gpt-4o-2024-05-13 writes at most 4,096 tokens whatever max_tokens says
+    spec = spec_with(write_spec, "[openai:gpt-4o-2024-05-13]", "num_samples_per_prompt: 30\n"
+                                                               "generation: {max_tokens: 8000}\n")
+    budget = [w for w in plan_json(cli, spec)["warnings"] if "output tokens" in w]
+    assert len(budget) == 1
+    assert "need ~4,520 output tokens" in budget[0] and "more than the model's maximum output (4,096 tokens)" in budget[0]
+    assert "raise generation.max_tokens" not in budget[0] and "lower num_samples_per_prompt to 27" in budget[0]
+
+
+REASONING_SPEC = """\
+models: [openai:o3-mini, anthropic:claude-sonnet-4-5, gemini:gemini-2.5-flash, openai:gpt-4.1-mini]
+generation: {max_tokens: 4096, reasoning_effort: low, thinking_budget: 2048}
+"""
+
+
+def test_reasoning_keys_are_rendered_per_vendor(write_spec, cli, tmp_path, chat_request_validator):  # noqa: F811
+    spec = write_spec(HEAD + REASONING_SPEC)
+    result = cli("compile", spec, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.stderr
+    openai = job_lines(tmp_path / "out", "openai")
+    o3 = [line["body"] for line in openai if line["body"]["model"] == "o3-mini"]
+    assert o3 and all(body["reasoning_effort"] == "low" and "thinking_budget" not in body for body in o3)
+    assert not list(chat_request_validator.iter_errors(o3[0]))
+    gpt41 = [line["body"] for line in openai if line["body"]["model"] == "gpt-4.1-mini"]
+    assert gpt41 and all("reasoning_effort" not in body for body in gpt41)  # not a reasoning model
+    for line in job_lines(tmp_path / "out", "anthropic"):
+        assert line["params"]["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+        assert params_problem(line["params"], batch=True) is None
+    from google.genai import types
+
+    for line in job_lines(tmp_path / "out", "gemini"):
+        config = line["request"]["generationConfig"]
+        assert config["thinkingConfig"] == {"thinkingBudget": 2048}
+        assert types.GenerationConfig.model_validate(config).thinking_config.thinking_budget == 2048
+    for warning in ("openai: parameter 'thinking_budget' for model 'o3-mini' is not supported by the vendor",
+                    "anthropic: parameter 'reasoning_effort' for model 'claude-sonnet-4-5' is not supported",
+                    "openai: parameter 'reasoning_effort' for model 'gpt-4.1-mini' is refused: the model does not "
+                    "reason (capabilities table); not sent"):
+        assert f"warning: {warning}" in result.stderr
+    # the manifest's params carry what the spec set (ids depend on it)
+    params = {json.dumps(orjson.loads(line)["params"], sort_keys=True)
+              for line in (tmp_path / "out" / "manifest.jsonl").read_bytes().splitlines()}
+    assert params == {'{"max_tokens": 4096, "reasoning_effort": "low", "thinking_budget": 2048}'}
+
+
+def test_unset_reasoning_keys_stay_out_of_the_normalized_spec_and_params(write_spec):
+    prepared = prepare(spec_with(write_spec, "[openai:gpt-4.1-mini]"))
+    assert set(prepared.spec.model_dump(mode="json")["generation"]) == {"max_tokens", "temperature", "top_p", "seed"}
+    assert prepared.spec.generation.params() == {"max_tokens": 2048}
+
+
+def test_a_thinking_budget_of_zero_turns_thinking_off(write_spec, cli, tmp_path):
+    spec = spec_with(write_spec, "[anthropic:claude-haiku-4-5, gemini:gemini-2.5-flash]",
+                     "generation: {max_tokens: 1000, thinking_budget: 0}\n")
+    result = cli("compile", spec, "-o", tmp_path / "out")
+    assert result.exit_code == 0 and "output tokens" not in result.stderr  # no reasoning counted
+    assert {json.dumps(line["params"]["thinking"]) for line in job_lines(tmp_path / "out", "anthropic")} == \
+        {'{"type": "disabled"}'}
+    assert all(line["request"]["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 0}
+               for line in job_lines(tmp_path / "out", "gemini"))
+
+
+def test_extended_thinking_leaves_temperature_out(write_spec, cli, tmp_path):
+    spec = spec_with(write_spec, "[anthropic:claude-sonnet-4-5]",
+                     "generation: {max_tokens: 4096, thinking_budget: 1024, temperature: 0.7}\n")
+    result = cli("compile", spec, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.stderr
+    assert ("warning: anthropic: parameter 'temperature' for model 'claude-sonnet-4-5' is refused with extended "
+            "thinking (thinking_budget); not sent") in result.stderr
+    assert all("temperature" not in line["params"] for line in job_lines(tmp_path / "out", "anthropic"))
+
+
+@pytest.mark.parametrize("generation,message", [
+    ("{max_tokens: 4096, thinking_budget: 500}",
+     "anthropic: thinking_budget 500 is below the vendor's minimum of 1,024; raise it, or give 0 to turn thinking off"),
+    ("{max_tokens: 2048, thinking_budget: 2048}",
+     "anthropic: thinking_budget 2,048 must be below max_tokens (2,048): thinking tokens count toward max_tokens"),
+])
+def test_a_thinking_budget_anthropic_refuses_is_a_located_error(write_spec, cli, tmp_path, generation, message):
+    spec = spec_with(write_spec, "[anthropic:claude-sonnet-4-5]", f"generation: {generation}\n")
+    for command in (("plan", spec), ("compile", spec, "-o", tmp_path / "out")):
+        result = cli(*command)
+        assert result.exit_code == 2
+        assert f"error: {spec}:6: generation.thinking_budget: {message}" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_reasoning_key_no_model_takes_is_a_warning(write_spec, cli):
+    spec = spec_with(write_spec, "[ollama:gemma3:4b]", "generation: {reasoning_effort: high}\n")
+    assert ("warning: line 6: generation.reasoning_effort: no model of this spec takes it (only openai models "
+            "do); it has no effect") in cli("plan", spec).stdout
+
+
 # -- 4. a model listed twice ------------------------------------------------------------------------------
 
 
@@ -333,3 +472,11 @@ def test_collect_o_names_the_dataset_file(write_spec, cli, tmp_path):
         in result.stderr
     ok = cli("collect", out, "-o", tmp_path / "dataset.jsonl")
     assert ok.exit_code == 0, ok.stderr
+
+
+def test_python_api_reports_the_same_warnings():
+    config = ClassificationDatasetConfig(classes=[{"name": "pos", "description": "Happy."}],
+                                         models=["openai:gpt-4.1-minii"], num_samples_per_prompt=20)
+    summary = datafast.plan(config)
+    assert any("did you mean 'openai:gpt-4.1-mini'" in w for w in summary["warnings"])
+    assert any("raise generation.max_tokens to 3,020 or more" in w for w in summary["warnings"])

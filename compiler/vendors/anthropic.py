@@ -10,7 +10,7 @@ here because the runtime is never guessed from a model name.)
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import orjson
@@ -39,6 +39,8 @@ STRING_FORMATS = frozenset(
 )
 _PLAIN_TYPES = frozenset({"boolean", "integer", "number", "null"})
 _DROPPED = "is not supported by the vendor; dropped"
+THINKING_MIN_BUDGET = 1024  # budget_tokens: "Must be ≥1024 and less than `max_tokens`" (ThinkingConfigEnabledParam)
+THINKING_MIN_TOP_P = 0.95
 
 
 def adapt_schema(schema: Mapping[str, Any], findings: SchemaFindings, path: str = "") -> JSON:
@@ -169,7 +171,40 @@ class AnthropicRenderer(Renderer):
         "temperature": "temperature",
         "top_p": "top_p",
         "seed": None,  # the Messages API has no seed
+        "reasoning_effort": None,  # Anthropic takes a thinking budget, not an effort
+        "thinking_budget": "thinking",
     }
+    # extended thinking (anthropic SDK: ThinkingConfigEnabledParam, ThinkingConfigDisabledParam); 0 turns it off
+    PARAM_VALUES: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
+        "thinking_budget": lambda budget: {"type": "enabled", "budget_tokens": budget} if budget else {"type": "disabled"},
+    }
+
+    @classmethod
+    def param_problem(cls, name: str, params: Mapping[str, Any]) -> str | None:
+        budget = params.get("thinking_budget")
+        if name != "thinking_budget" or not budget:
+            return None
+        if budget < THINKING_MIN_BUDGET:
+            return (f"thinking_budget {budget:,} is below the vendor's minimum of {THINKING_MIN_BUDGET:,}; raise it, "
+                    "or give 0 to turn thinking off")
+        if budget >= params["max_tokens"]:
+            return (f"thinking_budget {budget:,} must be below max_tokens ({params['max_tokens']:,}): thinking tokens "
+                    "count toward max_tokens, and the answer needs room too")
+        return None
+
+    def select_params(self, model_name: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        out = dict(super().select_params(model_name, params))
+        if out.get("thinking_budget"):
+            # extended thinking refuses temperature, and top_p below 0.95 (Anthropic's extended-thinking guide)
+            if "temperature" in out:
+                self.warn_param(model_name, "temperature", "is refused with extended thinking (thinking_budget); "
+                                                           "not sent")
+                del out["temperature"]
+            if out.get("top_p", 1) < THINKING_MIN_TOP_P:
+                self.warn_param(model_name, "top_p", f"is refused below {THINKING_MIN_TOP_P} with extended thinking "
+                                                     "(thinking_budget); not sent")
+                del out["top_p"]
+        return out
 
     def adapt_schema(self, schema: Mapping[str, Any], findings: SchemaFindings) -> JSON:
         return adapt_schema(schema, findings)

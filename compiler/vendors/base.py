@@ -11,7 +11,7 @@ the manifest keeps the spec's params, the line carries what is sent.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn
 
@@ -19,6 +19,7 @@ import orjson
 
 from ..capabilities import CapabilityTable, ModelCapabilities
 from ..pricing import estimate_input_tokens
+from ..spec import REASONING_PARAMS
 
 JSON = dict[str, Any]
 
@@ -263,6 +264,14 @@ class Renderer(ABC):
 
     vendor: ClassVar[str]
     PARAMS: ClassVar[Mapping[str, str | None]]
+    # manifest parameter -> how its value is sent, for parameters not sent as they are (e.g. a budget that
+    # the vendor takes inside an object)
+    PARAM_VALUES: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
+
+    @classmethod
+    def param_problem(cls, name: str, params: Mapping[str, Any]) -> str | None:
+        """Why the vendor would refuse every request carrying `params[name]` (checked with the spec), or None."""
+        return None
 
     def __init__(self, schemas: Mapping[str, Mapping[str, Any]], diagnostics: Diagnostics,
                  capabilities: CapabilityTable | None = None) -> None:
@@ -311,6 +320,12 @@ class Renderer(ABC):
                 self.warn_param(model_name, name, f"is refused together with {present[0]!r} by this model "
                                                   f"(capabilities table); only {present[0]!r} is sent")
                 del out[name]
+        if caps.reasoning == "none":
+            for name in REASONING_PARAMS:
+                if name in out:
+                    self.warn_param(model_name, name, "is refused: the model does not reason (capabilities table); "
+                                                      "not sent")
+                    del out[name]
         limit = caps.max_output_tokens
         max_tokens = out.get("max_tokens")
         if limit is not None and isinstance(max_tokens, int) and max_tokens > limit:
@@ -376,7 +391,8 @@ class Renderer(ABC):
             if field is None:
                 self.warn_param(model_name, name, NOT_SENT)
             else:
-                sent[field] = value
+                convert = self.PARAM_VALUES.get(name)
+                sent[field] = value if convert is None else convert(value)
         return self.prepare(model_name, part, sent), self._window_budget(model_name, selected)
 
     def _window_budget(self, model_name: str, params: Mapping[str, Any]) -> tuple[int, int] | None:

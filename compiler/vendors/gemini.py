@@ -10,7 +10,7 @@ properties, additionalProperties, required, and the non-standard propertyOrderin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import orjson
@@ -80,6 +80,12 @@ class GeminiRenderer(Renderer):
         "temperature": "temperature",
         "top_p": "topP",
         "seed": "seed",
+        "reasoning_effort": None,  # Gemini takes a thinking budget, not an effort
+        "thinking_budget": "thinkingConfig",
+    }
+    # generationConfig.thinkingConfig.thinkingBudget (google-genai ThinkingConfig.thinking_budget; 0 turns it off)
+    PARAM_VALUES: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
+        "thinking_budget": lambda budget: {"thinkingBudget": budget},
     }
 
     def adapt_schema(self, schema: Mapping[str, Any], findings: SchemaFindings) -> JSON:

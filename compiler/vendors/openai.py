@@ -207,7 +207,22 @@ class OpenAIRenderer(Renderer):
         "temperature": "temperature",
         "top_p": "top_p",
         "seed": "seed",
+        "reasoning_effort": "reasoning_effort",  # CreateChatCompletionRequest.reasoning_effort (OpenAPI 2026-08-21)
+        "thinking_budget": None,  # OpenAI takes an effort, not a token budget
     }
+
+    def select_params(self, model_name: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        out = dict(super().select_params(model_name, params))
+        caps = self.capabilities_of(model_name)
+        if "reasoning_effort" in out and caps is not None and caps.reasoning == "optional":
+            # models that reason only when asked (gpt-5.1 and later) take sampling parameters only without a
+            # reasoning effort (capabilities table note)
+            for name in ("temperature", "top_p"):
+                if name in out:
+                    self.warn_param(model_name, name, "is refused together with 'reasoning_effort' by this model "
+                                                      "(capabilities table); only 'reasoning_effort' is sent")
+                    del out[name]
+        return out
 
     def adapt_schema(self, schema: Mapping[str, Any], findings: SchemaFindings) -> JSON:
         return to_strict_schema(schema, findings)
