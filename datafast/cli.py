@@ -5,8 +5,10 @@ Exit codes: 0 ok, 1 runtime failure, 2 bad input (spec error, bad arguments), wi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -213,11 +215,20 @@ def render_plan(summary: dict[str, Any]) -> str:
 _QUIET = [False]
 
 
+def _display() -> Any:
+    """Live progress bars on stderr for this command (none with -q)."""
+    from .progress import Display
+
+    return Display(enabled=not _QUIET[0])
+
+
 def _progress(message: str) -> None:
     """Progress of submit/run on stderr (silenced by -q); also logged at INFO for log files."""
+    from .progress import Display
+
     log.info(message)
     if not _QUIET[0] and not log.isEnabledFor(logging.INFO):
-        click.echo(message, err=True)
+        Display().message(message)  # above any bar in progress
 
 
 @main.command("submit")
@@ -242,7 +253,8 @@ def submit_cmd(out_dir: str, wait: bool, poll_interval: float, retry_failed: boo
     if max_tokens is not None and not retry_failed:
         raise click.UsageError("--max-tokens applies to --retry-failed")
     report = advance(out_dir, wait=wait, poll_interval=poll_interval, retry_failed=retry_failed,
-                     max_tokens=max_tokens, concurrency=concurrency, on_progress=_progress, online=online)
+                     max_tokens=max_tokens, concurrency=concurrency, on_progress=_progress, display=_display(),
+                     online=online)
     click.echo(f"{out_dir}: {report.done:,} done, {report.pending:,} pending, {report.given_up:,} failed "
                f"for good, {report.live_jobs} live job(s)"
                + (f"; stages not compiled yet: {', '.join(report.waiting)}" if report.waiting else ""))
@@ -383,12 +395,49 @@ def run_cmd(spec: str, out_dir: str | None, poll_interval: float, concurrency: i
     from .pipeline import run
 
     result, report = run(spec, out_dir, poll_interval=poll_interval, concurrency=concurrency, prices=prices,
-                         on_progress=_progress, online=online)
+                         on_progress=_progress, display=_display(), online=online)
     click.echo(render_collect(report.as_dict()))
     click.echo(render_samples(Path(report.output)))
     stages = "stages/, " if len(report.stages) > 1 else ""
     click.echo(f"files: {result.out_dir}/ (manifest.jsonl, {stages}rows/, results/, rejects.jsonl, "
                f"{Path(report.output).name})")
+    if report.rows:
+        click.echo(render_next(Path(spec), Path(result.out_dir), Path(report.output), len(report.stages) > 1))
+
+
+def _here(path: Path | str) -> str:
+    """`path` as the user can type it from the working directory (relative when below it), shell-quoted."""
+    import os
+
+    text = str(path)
+    with contextlib.suppress(ValueError):  # another drive (Windows): keep it absolute
+        rel = os.path.relpath(text)
+        text = text if rel.startswith("..") else rel
+    return shlex.quote(text)
+
+
+def render_next(spec: Path, out_dir: Path, dataset: Path, multi_stage: bool) -> str:
+    """What to do after a run: each line a command that works as printed from this working directory."""
+    import shutil
+
+    exe = Path(sys.argv[0])
+    on_path = shutil.which("datafast")
+    datafast_cmd = "datafast" if exe.name != "datafast" or not exe.is_file() or (
+        on_path and Path(on_path).resolve() == exe.resolve()) else _here(exe)
+    python = _here(sys.executable)
+    load = f'import datasets; print(datasets.load_dataset("json", data_files={json.dumps(str(dataset))})["train"][0])'
+    lines = ["next:", f"  {python} -c {shlex.quote(load)}   # the dataset in Python"]
+    preference = spec.parent / "quickstart-preference.yaml"
+    if not multi_stage and preference.is_file() and preference.resolve() != spec.resolve():
+        lines.append(f"  {datafast_cmd} run {_here(preference)}   # every stage of a preference dataset, "
+                     "on this machine too")
+    api_spec = spec.parent / "classification.yaml"
+    if api_spec.is_file() and api_spec.resolve() != spec.resolve():
+        lines.append(f"  {datafast_cmd} plan {_here(api_spec)}   # an API model at batch price: counts and cost, "
+                     "no key needed; then `run` it with OPENAI_API_KEY set")
+    lines.append(f"  {datafast_cmd} push {_here(out_dir)} --repo YOUR-USER/{out_dir.name} --dry-run "
+                 f"{_here(out_dir.with_name(out_dir.name + '-upload'))}   # what publishing to the Hub uploads")
+    return "\n".join(lines)
 
 
 @main.command("preview")
@@ -407,7 +456,7 @@ def preview_cmd(spec: str, count: int, out_dir: str | None, poll_interval: float
     from .preview import preview
 
     report = preview(spec, count, out_dir, poll_interval=poll_interval, concurrency=concurrency, prices=prices,
-                     on_progress=_progress)
+                     on_progress=_progress, display=_display())
     collected = report.collect.as_dict()
     click.echo(f"preview of {report.picked} first-stage request(s) in {report.out_dir}")
     click.echo(render_collect(collected))

@@ -200,8 +200,11 @@ class DatasetBase:
             prepare(spec)  # a spec error first: checking runtimes may load a model
             _check_runtimes(flat, env)
         self.output_file.parent.mkdir(parents=True, exist_ok=True)
+        from .progress import Display
+
+        # messages: the "datafast" logger; live bars for online/local requests and batch waits: stderr
         _, self.report = run(spec, self.work_dir, poll_interval=poll_interval, concurrency=concurrency, env=env,
-                             output=self.output_file)  # progress: the "datafast" logger
+                             output=self.output_file, display=Display())
         self.data_rows = _read_rows(self.output_file)
         self._hf_dataset = None
         log.info("%s: %s rows written to %s (%s rejected, %s pending; run dir %s)", type(self).__name__,
@@ -218,7 +221,10 @@ class DatasetBase:
         if flat:
             prepare(spec)
             _check_runtimes(flat, env)
-        return preview(spec, n, self.work_dir, poll_interval=poll_interval, concurrency=concurrency, env=env)
+        from .progress import Display
+
+        return preview(spec, n, self.work_dir, poll_interval=poll_interval, concurrency=concurrency, env=env,
+                       display=Display())
 
     @property
     def hf_dataset(self) -> Any:

@@ -22,6 +22,7 @@ from datafast.runtimes.store import ResultIndex
 
 from .logs import get_logger
 from .outdir import Manifest, OutputDir, rows_hash
+from .progress import Display
 from .runner import (
     MAX_ATTEMPTS,
     Plan,
@@ -169,7 +170,8 @@ def _report(sv: Survey, live_jobs: int) -> SubmitReport:
 def advance(out_dir: str | Path, *, wait: bool = False, poll_interval: float = 30.0, retry_failed: bool = False,
             max_tokens: int | None = None, max_attempts: int = MAX_ATTEMPTS, concurrency: int | None = None,
             env: dict[str, str] | None = None, prices: PriceTable | None = None,
-            on_progress: Progress | None = None, online: bool = False) -> SubmitReport:
+            on_progress: Progress | None = None, online: bool = False,
+            display: Display | None = None) -> SubmitReport:
     """Send what the output dir still needs, stage after stage; with `wait`, until every stage is complete.
 
     Each round: settle jobs a kill left half-created, compile every later stage whose inputs are complete,
@@ -184,7 +186,7 @@ def advance(out_dir: str | Path, *, wait: bool = False, poll_interval: float = 3
         RuntimeFailure: a runtime could not do what was asked (exit 1); nothing recorded is lost.
     """
     od = OutputDir.open(out_dir)
-    sub = Submitter(od, env, max_tokens=max_tokens, on_progress=on_progress)
+    sub = Submitter(od, env, max_tokens=max_tokens, on_progress=on_progress, display=display)
     with od.lock(on_wait=sub.progress):
         return _advance(od, sub, wait, poll_interval, retry_failed, max_attempts, concurrency, prices, online)
 
@@ -352,7 +354,7 @@ def _cancel(od: OutputDir, sub: Submitter) -> list[str]:
 def run(spec_or_path: Any, out_dir: str | Path | None = None, *, poll_interval: float = 30.0,
         concurrency: int | None = None, prices: str | Path | None = None, env: dict[str, str] | None = None,
         output: str | Path | None = None, on_progress: Progress | None = None,
-        online: bool = False) -> tuple[Any, Any]:
+        online: bool = False, display: Display | None = None) -> tuple[Any, Any]:
     """compile -> submit (every stage, waiting) -> collect, resumable: run it again after a kill.
 
     Returns (CompileResult of the first stage, CollectReport).
@@ -365,7 +367,7 @@ def run(spec_or_path: Any, out_dir: str | Path | None = None, *, poll_interval: 
         on_progress(f"compiled {result.requests:,} requests into {result.out_dir}")
     with OutputDir(result.out_dir).lock(on_wait=on_progress):  # compile to collect, one process at a time
         advance(result.out_dir, wait=True, poll_interval=poll_interval, concurrency=concurrency, env=env,
-                prices=PriceTable.load(prices), on_progress=on_progress, online=online)
+                prices=PriceTable.load(prices), on_progress=on_progress, online=online, display=display)
         return result, collect_to(result.out_dir, output, prices)
 
 

@@ -37,6 +37,7 @@ from datafast.runtimes.store import ResultIndex, atomic_write
 
 from .logs import get_logger
 from .outdir import BadInput, JobFileRef, Manifest, NotCompiled, OutputDir
+from .progress import QUIET, Display
 
 log = get_logger("submit")
 
@@ -159,14 +160,25 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
+def _since_created(jobs: list[Job], fallback: float) -> float:
+    """Seconds since the oldest of `jobs` was created (state.json's intent time, so a resumed wait goes on
+    counting), or since `fallback` (a monotonic instant) when none records it."""
+    stamps = [j.vendor.get("intent_at") for j in jobs if j.vendor.get("intent_at")]
+    if not stamps:
+        return time.monotonic() - fallback
+    oldest = min(datetime.fromisoformat(str(s).replace("Z", "+00:00")) for s in stamps)
+    return max(0.0, (datetime.now(timezone.utc) - oldest).total_seconds())
+
+
 class Submitter:
     """Sends, polls and fetches the jobs of one output dir."""
 
     def __init__(self, od: OutputDir, env: dict[str, str] | None = None, *, max_tokens: int | None = None,
-                 on_progress: Callable[[str], None] | None = None):
+                 on_progress: Callable[[str], None] | None = None, display: Display | None = None):
         self.od, self.env, self.max_tokens = od, env, max_tokens
         self._runtimes: dict[str, Any] = {}
         self.progress = on_progress or log.info
+        self.display = display or QUIET  # live bars (CLI); the progress messages stay for logs and the API
 
     @cached_property
     def builder(self) -> RowBuilder:
@@ -331,10 +343,16 @@ class Submitter:
                     t[0], t[1], t[2] = t[0] + poll.done, t[1] + poll.failed, t[2] + poll.total
             running = [j for j in self.od.state.live() if j.status == "submitted"]
             if not wait or not running:
+                self.display.batch_ended()
                 return ended
-            elapsed = time.monotonic() - started
             for runtime, (done, failed, total) in sorted(totals.items()):
-                self.progress(f"{runtime}: {done:,}/{total:,} done, {failed:,} failed, elapsed {elapsed:.0f}s")
+                jobs = [j for j in running if j.runtime == runtime]
+                elapsed = _since_created(jobs, started)
+                if self.display.enabled:
+                    self.display.batch(runtime, done=done, failed=failed, total=total, jobs=len(jobs),
+                                       elapsed=elapsed, next_poll=poll_interval)
+                else:
+                    self.progress(f"{runtime}: {done:,}/{total:,} done, {failed:,} failed, elapsed {elapsed:.0f}s")
             time.sleep(poll_interval)
 
     # -- online ---------------------------------------------------------------------------------------
@@ -348,7 +366,8 @@ class Submitter:
         name = f"{runtime}-{_now().replace(':', '').replace('-', '').replace('.', '')}"
         done = Counter[str]()
         started = time.monotonic()
-        with self.od.store.appender(name) as fh:
+        stages = ", ".join(sorted({r["stage"] for r in requests}))
+        with self.od.store.appender(name) as fh, self.display.requests(f"{stages} {runtime}", len(requests)) as bar:
             schemas = {r["id"]: r["schema"] for r in requests}
 
             def on_result(r: dict[str, Any]) -> None:
@@ -356,7 +375,8 @@ class Submitter:
                 fh.write(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n")
                 fh.flush()
                 done[r["status"]] += 1
-                if sum(done.values()) % 100 == 0:
+                bar.advance(r["status"] == "ok")
+                if not self.display.enabled and sum(done.values()) % 100 == 0:
                     self.progress(f"{runtime}: {sum(done.values()):,}/{len(requests):,} "
                                   f"({done['error']:,} failed, {time.monotonic() - started:.0f}s)")
 
