@@ -70,17 +70,25 @@ class PriceTable:
             return {"input": 0.0, "output": 0.0}
         return None
 
-    def cost(self, model: str, input_tokens: int, output_tokens: int) -> dict[str, float | None]:
+    def cost(self, model: str, input_tokens: int, output_tokens: int, cache_read: int = 0,
+             cache_write: int = 0) -> dict[str, float | None]:
+        """USD at the online and the batch price. `input_tokens` is the whole prompt; `cache_read` and
+        `cache_write` of them were read from / written to the vendor's prompt cache and cost the model's
+        `cache_read` / `cache_write` price (the input price where the table has none)."""
         price = self.price(model)
         if price is None:
             return {"online": None, "batch": None}
-        online = (input_tokens * price["input"] + output_tokens * price["output"]) / 1e6
+        read = min(max(cache_read, 0), input_tokens)
+        write = min(max(cache_write, 0), input_tokens - read)
+        online = ((input_tokens - read - write) * price["input"] + read * price.get("cache_read", price["input"])
+                  + write * price.get("cache_write", price["input"]) + output_tokens * price["output"]) / 1e6
         batched = model.partition(":")[0] in ("openai", "anthropic", "gemini")
         return {"online": round(online, 6), "batch": round(online * (self.batch_discount if batched else 1), 6)}
 
 
 TABLE_KEYS = ("checked", "currency", "unit", "note", "batch_discount", "free_runtimes", "models")
 PRICE_KEYS = ("input", "output")
+OPTIONAL_PRICE_KEYS = ("cache_read", "cache_write")  # USD per 1M cached input tokens read / written
 _PRICE_SHAPE = "models: {'runtime:model': {input: USD per 1M input tokens, output: USD per 1M output tokens}}"
 
 
@@ -126,10 +134,16 @@ def _check_price(model: Any, price: Any, fail: Any) -> None:
         raise fail(where, "name models as 'runtime:model', as in specs")
     if not isinstance(price, dict):
         raise fail(where, f"give numeric 'input' and 'output' prices (USD per 1M tokens): {_PRICE_SHAPE}")
+    known = PRICE_KEYS + OPTIONAL_PRICE_KEYS
     for key in price:
-        if key not in PRICE_KEYS:
-            raise fail((*where, key), f"unknown key {key!r}{did_you_mean(str(key), PRICE_KEYS)} (a model's price has "
-                                      "'input' and 'output', USD per 1M tokens)")
+        if key not in known:
+            raise fail((*where, key), f"unknown key {key!r}{did_you_mean(str(key), known)} (a model's price has "
+                                      "'input' and 'output', optionally 'cache_read' and 'cache_write', USD per "
+                                      "1M tokens)")
+    for key in OPTIONAL_PRICE_KEYS:
+        value = price.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise fail((*where, key), f"give a non-negative number (USD per 1M tokens), not {value!r}")
     for key in PRICE_KEYS:
         if key not in price:
             raise fail(where, f"missing '{key}': give numeric 'input' and 'output' prices (USD per 1M tokens)")

@@ -210,15 +210,21 @@ def _body(f: CardFacts) -> str:
     out += ["## Token usage and cost", ""]
     by_model = f.usage.get("by_model") or {}
     if by_model:
-        out += [_table(["model", "input tokens", "output tokens", "of which online (in / out)", "cost (USD)"],
-                       [(f"`{m}`", u["input_tokens"], u["output_tokens"],
+        out += [_table(["model", "input tokens", "of which cached", "output tokens", "of which online (in / out)",
+                        "cost (USD)"],
+                       [(f"`{m}`", u["input_tokens"], u.get("cache_read_input_tokens", 0), u["output_tokens"],
                          f"{u['online_input_tokens']:,} / {u['online_output_tokens']:,}",
                          "unpriced" if u["cost"] is None else f"{u['cost']:.4f}") for m, u in by_model.items()]),
                 ""]
     cost = f.usage.get("cost")
     total_cost = "unknown (a model has no price)" if cost is None else f"{cost:.4f} USD"
     out += [f"Total cost: {total_cost}, from the tokens the vendors reported, priced with datafast's price table "
-            f"checked {f.prices_checked} (batch requests at the batch price).", ""]
+            f"checked {f.prices_checked} (batch requests at the batch price, cached input at the cache price).", ""]
+    spent, idle = f.usage.get("spent"), f.usage.get("cost_without_rows")
+    if spent is not None and idle and idle >= 5e-5:  # below that it prints as 0.0000
+        out += [f"Spent in all, every attempt included: {spent:.4f} USD; {idle:.4f} USD of it gave no row (rejected "
+                "answers, failed or superseded attempts). Each row's `cost_usd` is its share of the requests that "
+                "made it.", ""]
 
     out += ["## Reproduce", "",
             "This repository holds the spec (`spec.yaml`) and the compiled manifest summary (`manifest.json`; "

@@ -349,11 +349,20 @@ def render_collect(r: dict[str, Any]) -> str:
     if r["unwrapped"]:
         lines.append("answers whose JSON came wrapped (extracted, raw text kept in results/): "
                      + ", ".join(f"{k} {v:,}" for k, v in r["unwrapped"].items()))
-    cost = r["usage"]["cost"]
-    if r["usage"]["by_model"]:
-        lines.append("usage: " + ", ".join(f"{m} {u['input_tokens']:,} in / {u['output_tokens']:,} out"
-                                           for m, u in r["usage"]["by_model"].items())
-                     + (f"; cost {cost:,.4f} {r['usage']['currency']}" if cost is not None else "; cost unknown"))
+    usage = r["usage"]
+    cost, cur = usage["cost"], usage["currency"]
+    if usage["by_model"]:
+        def one(m: str, u: dict[str, Any]) -> str:
+            cached = f" ({u['cached_share']:.0%} cached)" if u.get("cache_read_input_tokens") else ""
+            return f"{m} {u['input_tokens']:,} in{cached} / {u['output_tokens']:,} out"
+
+        lines.append("usage: " + ", ".join(one(m, u) for m, u in usage["by_model"].items())
+                     + (f"; cost {cost:,.4f} {cur}" if cost is not None else "; cost unknown"))
+        spent, idle = usage.get("spent"), usage.get("cost_without_rows")
+        if spent is not None and idle and idle >= 5e-5:  # below that it prints as 0.0000
+            lines.append(f"spent {spent:,.4f} {cur} in all (every attempt): {usage['rows_cost']:,.4f} in the rows' "
+                         f"cost_usd, {idle:,.4f} gave no row (rejected {usage['rejected_cost'] or 0:,.4f}, the rest "
+                         "failed or superseded attempts and chains not complete)")
     else:
         lines.append("usage: no results yet (run `datafast submit`)")
     return "\n".join(lines)

@@ -22,7 +22,7 @@ import orjson
 from datafast.compiler.collect import RowBuilder
 from datafast.compiler.pricing import PriceTable
 from datafast.compiler.stages import StageOutcomes, assembler_for
-from datafast.runtimes.store import ResultIndex
+from datafast.runtimes.store import TOKEN_FIELDS, ResultIndex, usage_counts
 
 from .export import jsonl_to_parquet
 from .logs import get_logger
@@ -76,7 +76,10 @@ class _Tally(_Counts):
     labels: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
     unwrapped: Counter[str] = field(default_factory=Counter)
+    # per model: TOKEN_FIELDS for batch requests, then the same for online calls (full price)
     tokens: dict[str, list[int]] = field(default_factory=dict)
+    rejected_tokens: dict[str, list[int]] = field(default_factory=dict)  # of the final results rejected
+    row_cost: float = 0.0  # single stage: the cost of the requests that gave rows (the rows' cost_usd summed)
 
     def merge(self, other: _Tally) -> None:
         for name in COUNTS:
@@ -84,10 +87,12 @@ class _Tally(_Counts):
         self.labels.update(other.labels)
         self.reasons.update(other.reasons)
         self.unwrapped.update(other.unwrapped)
-        for model, counts in other.tokens.items():
-            t = self.tokens.setdefault(model, [0, 0, 0, 0])
-            for i, n in enumerate(counts):
-                t[i] += n
+        self.row_cost += other.row_cost
+        for mine, theirs in ((self.tokens, other.tokens), (self.rejected_tokens, other.rejected_tokens)):
+            for model, counts in theirs.items():
+                t = mine.setdefault(model, [0] * (2 * len(TOKEN_FIELDS)))
+                for i, n in enumerate(counts):
+                    t[i] += n
 
     def counts(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in COUNTS}
@@ -105,6 +110,8 @@ class _Job:
     index: ResultIndex
     in_flight: set[str]
     max_attempts: int = MAX_ATTEMPTS
+    prices: PriceTable | None = None  # given: each row gets `cost_usd` (single-stage rows; see `costs`)
+    costs: dict[str, tuple[float | None, int]] | None = None  # given: request id -> (its cost, rows it gave)
 
 
 def _collect_chunks(job: _Job, worker: int, workers: int, emit: Emit, keep: StageOutcomes | None = None,
@@ -127,14 +134,12 @@ def _collect_chunks(job: _Job, worker: int, workers: int, emit: Emit, keep: Stag
         for request, pos in zip(chunk, positions, strict=True):
             tally.requests += 1
             result = index.read(pos) if pos >= 0 else None
+            used: list[int] | None = None
             if result is not None:
-                # [batch input, batch output, online input, online output]: online calls cost the full price
-                t = tally.tokens.setdefault(request["model"], [0, 0, 0, 0])
-                usage = result.get("usage")
-                if isinstance(usage, dict):
-                    at = 2 if result.get("mode") == "online" else 0
-                    t[at] += _count(usage.get("input_tokens"))
-                    t[at + 1] += _count(usage.get("output_tokens"))
+                used = usage_counts(result)
+                t = tally.tokens.setdefault(request["model"], [0] * len(used))
+                for i, n in enumerate(used):
+                    t[i] += n
                 if not index.ok[pos] and (request["id"] in job.in_flight or (
                         index.retryable[pos] and int(index.errors[pos]) < job.max_attempts)):
                     result = None  # to be retried, or being retried: pending, not rejected
@@ -147,6 +152,10 @@ def _collect_chunks(job: _Job, worker: int, workers: int, emit: Emit, keep: Stag
                     pending.add(request["id"])
             elif outcome.reason is not None:
                 tally.rejected += 1
+                if used is not None:
+                    t = tally.rejected_tokens.setdefault(request["model"], [0] * len(used))
+                    for i, n in enumerate(used):
+                        t[i] += n
                 tally.reasons[outcome.reason.split(":")[0]] += 1
                 rejects.append(orjson.dumps({"id": request["id"], "stage": request["stage"],
                                              "model": request["model"], "reason": outcome.reason,
@@ -156,6 +165,15 @@ def _collect_chunks(job: _Job, worker: int, workers: int, emit: Emit, keep: Stag
             else:
                 tally.producing += 1
                 tally.rows += len(outcome.rows)
+                if job.prices is not None and used is not None:
+                    cost = _priced(job.prices, request["model"], used)
+                    if job.costs is not None:
+                        job.costs[request["id"]] = (cost, len(outcome.rows))
+                    else:  # single-stage rows are the final rows: each carries its share of the request
+                        tally.row_cost += cost or 0.0
+                        share = None if cost is None else round(cost / len(outcome.rows), 9)
+                        for row in outcome.rows:
+                            row["cost_usd"] = share
                 label = request["meta"].get("label") or request["meta"].get("topic")
                 if label is not None:
                     tally.labels[str(label)] += len(outcome.rows)
@@ -166,8 +184,12 @@ def _collect_chunks(job: _Job, worker: int, workers: int, emit: Emit, keep: Stag
     return tally
 
 
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+def _priced(prices: PriceTable, model: str, tokens: list[int]) -> float | None:
+    """USD of TOKEN_FIELDS counts (batch half, online half); None when the model has no price."""
+    n = len(TOKEN_FIELDS)
+    batch = prices.cost(model, *tokens[:n])["batch"]
+    online = prices.cost(model, *tokens[n:])["online"]
+    return None if batch is None or online is None else batch + online
 
 
 def stage_outcomes(od: OutputDir, manifest: Manifest, index: ResultIndex, in_flight: set[str],
@@ -192,7 +214,8 @@ def stage_progress(od: OutputDir, manifest: Manifest, index: ResultIndex, in_fli
     keep, pending = StageOutcomes(), set[str]()
     tally = _collect_chunks(_Job(od, manifest, index, in_flight, max_attempts), 0, 1, lambda *_: None, keep,
                             pending)
-    return StageProgress(keep, pending, {m: (t[0] + t[2], t[1] + t[3]) for m, t in tally.tokens.items()})
+    n = len(TOKEN_FIELDS)
+    return StageProgress(keep, pending, {m: (t[0] + t[n], t[1] + t[n + 1]) for m, t in tally.tokens.items()})
 
 
 def _worker(conn: Any, job: _Job, worker: int, workers: int) -> None:
@@ -231,6 +254,8 @@ def _collect(od: OutputDir, target: Path, prices: str | Path | None) -> CollectR
     total = _Tally()
     stage_counts: dict[str, dict[str, Any]] = {}
     single = len(od.stage_names) == 1
+    table = PriceTable.load(prices)
+    costs: dict[str, tuple[float | None, int]] | None = None if single else {}
     with od.store.index() as index, open(od.rejects_path, "wb") as rej_fh:
         # a single stage is compiled from the spec: no survey (it would read a million-request manifest twice)
         views = [StageView(od.first_stage, "", (), od.manifest)] if single else \
@@ -240,7 +265,7 @@ def _collect(od: OutputDir, target: Path, prices: str | Path | None) -> CollectR
                 outcomes[view.name] = StageOutcomes(complete=False)
                 stage_counts[view.name] = {"compiled": False, "waiting_for": list(view.waiting_for)}
                 continue
-            job = _Job(od, view.manifest, index, in_flight)
+            job = _Job(od, view.manifest, index, in_flight, prices=table, costs=costs)
             keep = None if single else StageOutcomes(complete=view.complete)
             with open(od.rows_path(view.name), "wb") as rows_fh:
                 def write(number: int, rows: bytes, rej: bytes, rows_fh: Any = rows_fh) -> None:
@@ -251,15 +276,18 @@ def _collect(od: OutputDir, target: Path, prices: str | Path | None) -> CollectR
                     multiprocessing.get_all_start_methods() else 1
                 tally = _collect_chunks(job, 0, 1, write, keep) if workers == 1 else \
                     _collect_parallel(job, workers, write)
-            stage_counts[view.name] = {"compiled": True, "complete": view.complete, **tally.counts()}
+            stage_counts[view.name] = {"compiled": True, "complete": view.complete, **tally.counts(),
+                                       "cost": _cost_of(table, tally.tokens)}
             total.merge(tally)
             if keep is not None:
                 outcomes[view.name] = keep
         items = None
         final_rows = total.rows
         labels = total.labels
+        row_cost = total.row_cost
         if not single:
             assembly = assembler_for(od.spec)(od.spec, outcomes)
+            row_cost = _final_row_costs(assembly.rows, costs or {})
             final_rows = len(assembly.rows)
             labels = Counter(str(r.get("label") or r.get("topic")) for r in assembly.rows
                              if r.get("label") or r.get("topic"))
@@ -284,8 +312,31 @@ def _collect(od: OutputDir, target: Path, prices: str | Path | None) -> CollectR
     report.rows_by_label = dict(sorted(labels.items()))
     report.reasons = dict(total.reasons.most_common())
     report.unwrapped = dict(total.unwrapped.most_common())
-    report.usage = _usage(total.tokens, PriceTable.load(prices))
+    report.usage = _usage(total.tokens, total.rejected_tokens, index.spent, row_cost, table)
     return report
+
+
+def _final_row_costs(rows: list[dict[str, Any]], costs: dict[str, tuple[float | None, int]]) -> float:
+    """Give each final row `cost_usd`: over the requests of its chain (`request_ids`), each request's cost
+    split evenly among the rows it gave (a question shared by 3 answers: a third each). Returns the sum."""
+    total = 0.0
+    for row in rows:
+        cost: float | None = 0.0
+        for request_id in (row.get("request_ids") or {}).values():
+            spent, produced = costs.get(request_id, (0.0, 1))
+            cost = None if cost is None or spent is None else cost + spent / max(produced, 1)
+        row["cost_usd"] = None if cost is None else round(cost, 9)
+        total += cost or 0.0
+    return total
+
+
+def _cost_of(prices: PriceTable, tokens: dict[str, list[int]]) -> float | None:
+    """USD of per-model `usage_counts` sums; None when a model has no price."""
+    total: float | None = 0.0
+    for model, counts in tokens.items():
+        cost = _priced(prices, model, counts)
+        total = None if total is None or cost is None else total + cost
+    return None if total is None else round(total, 6)
 
 
 def _collect_parallel(job: _Job, workers: int, write: Emit) -> _Tally:
@@ -338,19 +389,33 @@ def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-def _usage(tokens: dict[str, list[int]], prices: PriceTable) -> dict[str, Any]:
+def _usage(tokens: dict[str, list[int]], rejected: dict[str, list[int]], spent: dict[str, list[int]],
+           row_cost: float, prices: PriceTable) -> dict[str, Any]:
+    """Actual tokens and cost. `by_model`/`cost`: the final results of the current manifests; `spent`: every
+    result line ever stored (failed and superseded attempts, results of earlier manifests: all were paid);
+    `rows_cost`: what the final rows carry in `cost_usd`; `cost_without_rows`: spent - rows_cost, the money
+    that gave no row (rejected answers, failed attempts, chains that broke or are still pending)."""
+    n = len(TOKEN_FIELDS)
     by_model = {}
-    total: float | None = 0.0
-    for model, (inp, out, online_in, online_out) in sorted(tokens.items()):
-        batch_cost = prices.cost(model, inp, out)["batch"]
-        online_cost = prices.cost(model, online_in, online_out)["online"]
-        cost = None if batch_cost is None or online_cost is None else round(batch_cost + online_cost, 6)
-        by_model[model] = {"input_tokens": inp + online_in, "output_tokens": out + online_out,
-                           "online_input_tokens": online_in, "online_output_tokens": online_out, "cost": cost}
-        total = None if total is None or cost is None else round(total + cost, 6)
-    return {"by_model": by_model, "cost": total, "currency": prices.currency,
-            "note": "actual tokens reported by the vendors; batch requests at batch prices, online calls at "
-                    "the online price"}
+    for model, t in sorted(tokens.items()):
+        inp, cached = t[0] + t[n], t[2] + t[n + 2]
+        by_model[model] = {"input_tokens": inp, "output_tokens": t[1] + t[n + 1], "cache_read_input_tokens": cached,
+                           "cache_write_input_tokens": t[3] + t[n + 3], "online_input_tokens": t[n],
+                           "online_output_tokens": t[n + 1], "cached_share": round(cached / inp, 4) if inp else 0.0,
+                           "cost": _priced_rounded(prices, model, t),
+                           "rejected_cost": _priced_rounded(prices, model, rejected.get(model, [0] * 2 * n))}
+    spent_cost = _cost_of(prices, spent)
+    return {"by_model": by_model, "cost": _cost_of(prices, tokens), "rejected_cost": _cost_of(prices, rejected),
+            "spent": spent_cost, "rows_cost": round(row_cost, 6),
+            "cost_without_rows": None if spent_cost is None else round(max(spent_cost - row_cost, 0.0), 6),
+            "currency": prices.currency,
+            "note": "actual tokens reported by the vendors; batch requests at batch prices, online calls at the "
+                    "online price, cached input at the cache prices; `spent` counts every attempt"}
+
+
+def _priced_rounded(prices: PriceTable, model: str, tokens: list[int]) -> float | None:
+    cost = _priced(prices, model, tokens)
+    return None if cost is None else round(cost, 6)
 
 
 def load_dataset(out_dir: str | Path, report: CollectReport | None = None) -> Any:

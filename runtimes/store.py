@@ -100,6 +100,22 @@ def id_key(request_id: str) -> int:
         return int.from_bytes(hashlib.sha256(request_id.encode()).digest()[:8], "big")
 
 
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_write_input_tokens")
+
+
+def usage_counts(result: dict[str, Any]) -> list[int]:
+    """A result's usage as TOKEN_FIELDS counts, in the batch half or the online half (online calls cost the
+    full price): `[batch in, out, cache read, cache write, online in, out, cache read, cache write]`."""
+    usage = result.get("usage")
+    counts = [_count(usage.get(name)) for name in TOKEN_FIELDS] if isinstance(usage, dict) else [0] * len(TOKEN_FIELDS)
+    empty = [0] * len(TOKEN_FIELDS)
+    return empty + counts if result.get("mode") == "online" else counts + empty
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
 class ResultIndex:
     """Per request id (by its 64-bit key): the file and offset of its final result, its status, its attempts.
 
@@ -108,15 +124,19 @@ class ResultIndex:
     """
 
     def __init__(self, files: list[Path], keys: np.ndarray, file_no: np.ndarray, offsets: np.ndarray,
-                 ok: np.ndarray, retryable: np.ndarray, errors: np.ndarray):
+                 ok: np.ndarray, retryable: np.ndarray, errors: np.ndarray,
+                 spent: dict[str, list[int]] | None = None):
         self.files, self.keys, self.file_no, self.offsets = files, keys, file_no, offsets
         self.ok, self.retryable, self.errors = ok, retryable, errors
+        # per model, `usage_counts` summed over EVERY result line: failed and superseded attempts were paid too
+        self.spent = spent or {}
         self._handles: dict[int, Any] = {}
 
     @classmethod
     def build(cls, store: ResultStore) -> ResultIndex:
         files = sorted(store.dir.glob("*.jsonl")) if store.dir.exists() else []
         keys, file_no, offsets, flags = array("Q"), array("H"), array("Q"), array("B")
+        spent: dict[str, list[int]] = {}
         for n, path in enumerate(files):
             offset = 0
             with open(path, "rb") as fh:
@@ -134,6 +154,11 @@ class ResultIndex:
                     offsets.append(offset)
                     ok = r["status"] == "ok"
                     flags.append(1 if ok else (2 if (r.get("error") or {}).get("retryable") else 0))
+                    if r.get("usage"):
+                        used = usage_counts(r)
+                        total = spent.setdefault(str(r.get("model")), [0] * len(used))
+                        for i, count in enumerate(used):
+                            total[i] += count
                     offset += len(line)
         k = np.frombuffer(keys, dtype=np.uint64) if len(keys) else np.empty(0, dtype=np.uint64)
         f = np.frombuffer(flags, dtype=np.uint8) if len(flags) else np.empty(0, dtype=np.uint8)
@@ -153,7 +178,7 @@ class ResultIndex:
                       - np.searchsorted(err_keys, unique_keys, side="left")).astype(np.uint32)
         fn = np.frombuffer(file_no, dtype=np.uint16) if len(file_no) else np.empty(0, dtype=np.uint16)
         off = np.frombuffer(offsets, dtype=np.uint64) if len(offsets) else np.empty(0, dtype=np.uint64)
-        return cls(files, unique_keys, fn[chosen], off[chosen], is_ok[chosen], f[chosen] == 2, errors)
+        return cls(files, unique_keys, fn[chosen], off[chosen], is_ok[chosen], f[chosen] == 2, errors, spent)
 
     def positions(self, request_ids: list[str]) -> np.ndarray:
         """Index positions of the ids (-1 where an id has no result)."""
