@@ -30,9 +30,15 @@ REASONING_TOKENS = {"minimal": 0, "low": 512, "medium": 1024, "high": 4096}
 DEFAULT_REASONING_EFFORT = "medium"
 
 
-def answer_tokens(items: int) -> int:
+# The shortest plausible item (a question, a one-sentence text): the max_tokens check warns when even answers
+# of items this short would not fit, so it fires where truncation is near-certain, not on every spec asking for
+# short texts (our quickstart's two-sentence reviews average ~45 tokens). Cost estimates use TOKENS_PER_ITEM.
+MIN_TOKENS_PER_ITEM = 50
+
+
+def answer_tokens(items: int, per_item: int = TOKENS_PER_ITEM) -> int:
     """Estimated visible length of an answer of `items` generated items, whatever max_tokens allows."""
-    return ANSWER_OVERHEAD_TOKENS + items * TOKENS_PER_ITEM
+    return ANSWER_OVERHEAD_TOKENS + items * per_item
 
 
 def estimate_output_tokens(items: int, max_tokens: int) -> int:

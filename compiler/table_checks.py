@@ -20,6 +20,7 @@ from .errors import SpecIssue
 from .pricing import (
     ANSWER_OVERHEAD_TOKENS,
     DEFAULT_REASONING_EFFORT,
+    MIN_TOKENS_PER_ITEM,
     REASONING_TOKENS,
     TOKENS_PER_ITEM,
     PriceTable,
@@ -114,7 +115,7 @@ def answer_budget(prepared: Prepared, caps: CapabilityTable) -> Iterator[Finding
             known = caps.lookup(model)
             if known is not None and known.max_output_tokens is not None:
                 limit = min(limit, known.max_output_tokens)  # what the renderer clamps max_tokens to
-            if answer_tokens(items) + reasoning > limit:
+            if answer_tokens(items, MIN_TOKENS_PER_ITEM) + reasoning > limit:
                 groups.setdefault((items, reasoning, why, limit, scales), {}).setdefault(model, []).append(stage.name)
     for (items, reasoning, why, limit, scales), models in groups.items():
         yield (_budget_field(prepared, scales),
@@ -132,17 +133,18 @@ def _budget_field(prepared: Prepared, scales: bool) -> tuple[str, ...]:
 
 def _budget_message(models: Mapping[str, list[str]], items: int, reasoning: int, why: str, limit: int,
                     scales: bool, max_tokens: int, params: Mapping[str, Any]) -> str:
-    answer = answer_tokens(items)
+    answer = answer_tokens(items, MIN_TOKENS_PER_ITEM)
     needed = answer + reasoning
     stages = list(dict.fromkeys(name for names in models.values() for name in names))
-    what = f"~{answer:,} for {items} item{'s' if items > 1 else ''} at ~{TOKENS_PER_ITEM} tokens each"
+    what = (f"~{answer:,} for {items} item{'s' if items > 1 else ''} of at least ~{MIN_TOKENS_PER_ITEM} tokens; "
+            f"typical items take ~{TOKENS_PER_ITEM}")
     if reasoning:
         what += f", plus ~{reasoning:,} for {why}"
     if limit < max_tokens:
         limit_text, fixes = f"the model's maximum output ({limit:,} tokens)", []
     else:
         limit_text, fixes = f"max_tokens ({limit:,})", [f"raise generation.max_tokens to {needed:,} or more"]
-    fit = (limit - reasoning - ANSWER_OVERHEAD_TOKENS) // TOKENS_PER_ITEM
+    fit = (limit - reasoning - ANSWER_OVERHEAD_TOKENS) // MIN_TOKENS_PER_ITEM
     if scales and fit >= 1:
         fixes.append(f"lower num_samples_per_prompt to {fit}")
     if reasoning:
@@ -154,5 +156,5 @@ def _budget_message(models: Mapping[str, list[str]], items: int, reasoning: int,
     if not fixes:
         fixes.append("use a model with a larger maximum output")
     return (f"stage{'s' if len(stages) > 1 else ''} {', '.join(stages)}: answers of {', '.join(models)} need "
-            f"~{needed:,} output tokens ({what}), more than {limit_text}: they would come back truncated, and "
+            f"at least ~{needed:,} output tokens ({what}), more than {limit_text}: they would come back truncated, and "
             "truncated answers are paid for; " + ", or ".join(fixes))

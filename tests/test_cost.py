@@ -66,7 +66,7 @@ def test_rows_carry_their_chain_cost_and_everything_adds_up(tmp_path, emulator_f
     # a row's cost is its share of the question request plus its own answers and judgements
     table = PriceTable.load()
     prices = {}
-    for stage, rid, model in all_requests(out):
+    for _stage, rid, model in all_requests(out):
         r = _result_of(out, rid)
         prices[rid] = table.cost(model, r["usage"]["input_tokens"], r["usage"]["output_tokens"])["batch"]
     row = rows[0]

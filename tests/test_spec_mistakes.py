@@ -201,52 +201,53 @@ models:
 
 
 def test_answers_longer_than_max_tokens_are_a_warning_with_the_numbers_and_the_fix(write_spec, cli, tmp_path):
-    spec = spec_with(write_spec, "[openai:gpt-4.1-mini]", "num_samples_per_prompt: 20\n")
-    expected = ("num_samples_per_prompt: stage generate: answers of openai:gpt-4.1-mini need ~3,020 output tokens "
-                "(~3,020 for 20 items at ~150 tokens each), more than max_tokens (2,048): they would come back "
-                "truncated, and truncated answers are paid for; raise generation.max_tokens to 3,020 or more, or "
-                "lower num_samples_per_prompt to 13")
+    spec = spec_with(write_spec, "[openai:gpt-4.1-mini]", "num_samples_per_prompt: 50\n")
+    expected = ("num_samples_per_prompt: stage generate: answers of openai:gpt-4.1-mini need at least ~2,520 output "
+                "tokens (~2,520 for 50 items of at least ~50 tokens; typical items take ~150), more than max_tokens "
+                "(2,048): they would come back truncated, and truncated answers are paid for; raise "
+                "generation.max_tokens to 2,520 or more, or lower num_samples_per_prompt to 40")
     assert f"warning: line 6: {expected}" in cli("plan", spec).stdout
     result = cli("compile", spec, "-o", tmp_path / "out")
     assert result.exit_code == 0 and f"warning: {spec}:6: {expected}" in result.stderr
-    # at 13 items the answers fit: no warning
-    fits = spec_with(write_spec, "[openai:gpt-4.1-mini]", "num_samples_per_prompt: 13\n", name="fits.yaml")
+    # at 40 items even short answers fit: no warning (the quickstart's short reviews must not warn)
+    fits = spec_with(write_spec, "[openai:gpt-4.1-mini]", "num_samples_per_prompt: 40\n", name="fits.yaml")
     assert plan_json(cli, fits)["warnings"] == []
 
 
 def test_reasoning_models_count_their_reasoning_against_max_tokens(write_spec, cli):
-    spec = spec_with(write_spec, "[openai:o3-mini, openai:gpt-4.1-mini]", "generation: {max_tokens: 1500}\n")
+    spec = spec_with(write_spec, "[openai:o3-mini, openai:gpt-4.1-mini]", "generation: {max_tokens: 1200}\n")
     warnings = plan_json(cli, spec)["warnings"]
     budget = [w for w in warnings if "output tokens" in w]
     assert budget == [
-        "line 6: generation.max_tokens: stage generate: answers of openai:o3-mini need ~1,794 output tokens (~770 "
-        "for 5 items at ~150 tokens each, plus ~1,024 for reasoning by default, assumed), more than max_tokens "
-        "(1,500): they would come back truncated, and truncated answers are paid for; raise generation.max_tokens "
-        "to 1,794 or more, or lower num_samples_per_prompt to 3, or bound the reasoning with "
-        "generation.reasoning_effort"]  # gpt-4.1-mini's 770 tokens fit
+        "line 6: generation.max_tokens: stage generate: answers of openai:o3-mini need at least ~1,294 output "
+        "tokens (~270 for 5 items of at least ~50 tokens; typical items take ~150, plus ~1,024 for reasoning by "
+        "default, assumed), more than max_tokens (1,200): they would come back truncated, and truncated answers "
+        "are paid for; raise generation.max_tokens to 1,294 or more, or lower num_samples_per_prompt to 3, or "
+        "bound the reasoning with generation.reasoning_effort"]  # gpt-4.1-mini's 270 tokens fit
 
 
 def test_a_thinking_budget_counts_in_full(write_spec, cli):
     spec = spec_with(write_spec, "[anthropic:claude-sonnet-4-5]",
-                     "generation: {max_tokens: 3000, thinking_budget: 2500}\n")
+                     "generation: {max_tokens: 2700, thinking_budget: 2500}\n")
     warnings = plan_json(cli, spec)["warnings"]
-    assert any("answers of anthropic:claude-sonnet-4-5 need ~3,270 output tokens (~770 for 5 items at ~150 tokens "
-               "each, plus ~2,500 for thinking_budget 2,500)" in w and "or lower generation.thinking_budget" in w
+    assert any("answers of anthropic:claude-sonnet-4-5 need at least ~2,770 output tokens (~270 for 5 items of at "
+               "least ~50 tokens; typical items take ~150, plus ~2,500 for thinking_budget 2,500)" in w and "or lower generation.thinking_budget" in w
                for w in warnings), warnings
     # the same budget with room for the answer: no warning
     roomy = spec_with(write_spec, "[anthropic:claude-sonnet-4-5]",
-                      "generation: {max_tokens: 3300, thinking_budget: 2500}\n", name="roomy.yaml")
+                      "generation: {max_tokens: 2800, thinking_budget: 2500}\n", name="roomy.yaml")
     assert not [w for w in plan_json(cli, roomy)["warnings"] if "output tokens" in w]
 
 
 def test_the_models_maximum_output_bounds_the_answer(write_spec, cli):
     # gpt-4o-2024-05-13 writes at most 4,096 tokens whatever max_tokens says
-    spec = spec_with(write_spec, "[openai:gpt-4o-2024-05-13]", "num_samples_per_prompt: 30\n"
+    spec = spec_with(write_spec, "[openai:gpt-4o-2024-05-13]", "num_samples_per_prompt: 90\n"
                                                                "generation: {max_tokens: 8000}\n")
     budget = [w for w in plan_json(cli, spec)["warnings"] if "output tokens" in w]
     assert len(budget) == 1
-    assert "need ~4,520 output tokens" in budget[0] and "more than the model's maximum output (4,096 tokens)" in budget[0]
-    assert "raise generation.max_tokens" not in budget[0] and "lower num_samples_per_prompt to 27" in budget[0]
+    assert "need at least ~4,520 output tokens" in budget[0]
+    assert "more than the model's maximum output (4,096 tokens)" in budget[0]
+    assert "raise generation.max_tokens" not in budget[0] and "lower num_samples_per_prompt to 81" in budget[0]
 
 
 REASONING_SPEC = """\
@@ -476,7 +477,14 @@ def test_collect_o_names_the_dataset_file(write_spec, cli, tmp_path):
 
 def test_python_api_reports_the_same_warnings():
     config = ClassificationDatasetConfig(classes=[{"name": "pos", "description": "Happy."}],
-                                         models=["openai:gpt-4.1-minii"], num_samples_per_prompt=20)
+                                         models=["openai:gpt-4.1-minii"], num_samples_per_prompt=50)
     summary = datafast.plan(config)
     assert any("did you mean 'openai:gpt-4.1-mini'" in w for w in summary["warnings"])
-    assert any("raise generation.max_tokens to 3,020 or more" in w for w in summary["warnings"])
+    assert any("raise generation.max_tokens to 2,520 or more" in w for w in summary["warnings"])
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in (Path(__file__).parent.parent / "specs").glob("*.yaml")))
+def test_the_shipped_example_specs_raise_no_output_length_warning(example, cli):
+    spec = Path(__file__).parent.parent / "specs" / example
+    warnings = plan_json(cli, spec)["warnings"]
+    assert not [w for w in warnings if "output tokens" in w], warnings
