@@ -351,3 +351,76 @@ def test_unknown_request_arguments_are_refused(openai_emulator: OpenAIEmulator, 
     errors = [json.loads(x) for x in client.files.content(batch.error_file_id).text.splitlines()]
     assert errors[0]["custom_id"] == "bad-1" and errors[0]["response"]["status_code"] == 400
     assert "max_tokenz" in errors[0]["response"]["body"]["error"]["message"]
+
+
+# -- prompt caching ------------------------------------------------------------------------------------------
+# a 6,000-character document: 1,500 tokens at the emulators' 4 characters a token
+DOC = "".join(f"Line {i:04d} of the harbour log: the tide turned and the ships came in.\n" for i in range(200))[:6000]
+QUESTIONS = ("First question: who keeps the log?", "Second question: when does the tide turn?")
+
+
+def doc_messages(question: str, doc: str = DOC) -> list[dict[str, str]]:
+    return [{"role": "system", "content": doc}, {"role": "user", "content": question}]
+
+
+def ask(client: openai.OpenAI, question: str, **kwargs: Any) -> ChatCompletion:
+    return client.chat.completions.create(**{"model": MODEL, "messages": doc_messages(question), **kwargs})
+
+
+def cached(completion: ChatCompletion) -> int | None:
+    assert completion.usage and completion.usage.prompt_tokens_details
+    return completion.usage.prompt_tokens_details.cached_tokens
+
+
+def test_shared_prefix_is_cached_in_128_token_steps(openai_emulator: OpenAIEmulator, client: openai.OpenAI) -> None:
+    first, second = (ask(client, q) for q in QUESTIONS)
+    assert cached(first) == 0 and first.usage and first.usage.prompt_tokens == 1512
+    # shared: the document and the newline before the question, 6,001 characters = 1,500 tokens -> 11 x 128
+    assert cached(second) == 1408 and second.usage and second.usage.prompt_tokens == 1514
+    raw = client.chat.completions.with_raw_response.create(model=MODEL, messages=doc_messages(QUESTIONS[0]))
+    completion = json.loads(raw.text)
+    assert_spec("CreateChatCompletionResponse", completion)
+    assert completion["usage"]["prompt_tokens_details"]["cached_tokens"] == 1408  # the whole prompt: still 1,408
+    other_model = client.chat.completions.create(model="gpt-4.1", messages=doc_messages(QUESTIONS[1]))
+    assert cached(other_model) == 0  # caches are per model
+    openai_emulator.reset()
+    assert cached(ask(client, QUESTIONS[1])) == 0  # reset forgets the cache
+
+
+def test_short_prefixes_and_changed_schemas_are_not_cached(client: openai.OpenAI) -> None:
+    short = DOC[:4000]  # 1,000 tokens: below the 1,024-token minimum
+    for question in QUESTIONS:
+        assert cached(client.chat.completions.create(model=MODEL, messages=doc_messages(question, short))) == 0
+    ask(client, QUESTIONS[0], response_format=body(0)["response_format"])
+    assert cached(ask(client, QUESTIONS[1], response_format=body(0)["response_format"])) == 1408
+    # the structured-output schema is a prefix of the system message: a different one shares nothing
+    assert cached(ask(client, QUESTIONS[1], response_format={"type": "json_object"})) == 0
+    # a different first message (same text, split otherwise) is not the same prompt
+    split = [{"role": "system", "content": DOC[:3000]}, {"role": "system", "content": DOC[3000:]},
+             {"role": "user", "content": QUESTIONS[1]}]
+    assert cached(client.chat.completions.create(model=MODEL, messages=split)) == 0
+
+
+def test_prompt_cache_key_must_match(openai_emulator: OpenAIEmulator, client: openai.OpenAI) -> None:
+    ask(client, QUESTIONS[0], prompt_cache_key="doc-a")
+    assert cached(ask(client, QUESTIONS[1], prompt_cache_key="doc-b")) == 0  # routed elsewhere: a miss
+    assert cached(ask(client, QUESTIONS[1])) == 0  # no key is a key of its own
+    assert cached(ask(client, QUESTIONS[1], prompt_cache_key="doc-a")) == 1408
+    assert openai_emulator.received[-1]["prompt_cache_key"] == "doc-a"
+    with pytest.raises(openai.BadRequestError, match="prompt_cache_key"):  # checked against the OpenAPI document
+        client.chat.completions.create(model=MODEL, messages=doc_messages(QUESTIONS[0]),
+                                       extra_body={"prompt_cache_key": 42})
+
+
+def test_batch_requests_are_cached_in_file_order(openai_emulator: OpenAIEmulator, client: openai.OpenAI) -> None:
+    rows = [{"custom_id": f"q{i}", "method": "POST", "url": "/v1/chat/completions",
+             "body": {"model": MODEL, "messages": doc_messages(q), "prompt_cache_key": "doc"}}
+            for i, q in enumerate(QUESTIONS)]
+    done = wait(client, submit(client, rows).id)
+    lines = {r["custom_id"]: r["response"]["body"] for r in lines_of(client, done["output_file_id"])}
+    usage = {rid: ChatCompletion.model_validate(b).usage for rid, b in lines.items()}
+    assert usage["q0"] and usage["q0"].prompt_tokens_details and usage["q0"].prompt_tokens_details.cached_tokens == 0
+    assert usage["q1"] and usage["q1"].prompt_tokens_details and usage["q1"].prompt_tokens_details.cached_tokens == 1408
+    assert done["usage"]["input_tokens"] == 1512 + 1514 and done["usage"]["input_tokens_details"]["cached_tokens"] == 1408
+    # the batch filled the cache for later online calls with the same key
+    assert cached(ask(client, QUESTIONS[0], prompt_cache_key="doc")) == 1408

@@ -25,6 +25,7 @@ class Item:
     body: Any = None  # the vendor request (OpenAI body, Anthropic params, Gemini request)
     problem: HTTPError | None = None  # why the vendor rejects this request (-> errored result)
     fault: Fault | None = None  # per-request fault
+    cached: Any = None  # prompt-cache outcome, decided when the batch is created (vendor-specific)
 
     @property
     def ok(self) -> bool:

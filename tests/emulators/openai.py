@@ -4,6 +4,13 @@ SDK base URL: ``emu.base_url`` (``http://127.0.0.1:PORT/v1``). Input lines are v
 does (the batch ends ``failed`` with ``errors.data[{code, message, param, line}]``); request bodies are
 validated against ``CreateChatCompletionRequest`` of the OpenAPI document (invalid ones get a 400 line in the
 error file, as the API reports per-request errors).
+
+Prompt caching (automatic, as the API does it for gpt-4o and newer): a prompt that shares a prefix of at least
+``CACHE_MIN_TOKENS`` tokens with an earlier prompt to the same model, with the same ``prompt_cache_key`` (the key
+is combined with the prefix hash to route requests, so different keys do not share) and the same
+``response_format``/``tools`` (the schema is a prefix of the system message), reports the shared prefix rounded
+down to a multiple of ``CACHE_INCREMENT`` as ``usage.prompt_tokens_details.cached_tokens`` (included in
+``prompt_tokens``). Batch requests go through the cache when the batch is created, in file order.
 """
 
 from __future__ import annotations
@@ -17,25 +24,38 @@ from . import openapi
 from ._base import Emulator, HTTPError, Request, Response, digest, json_response, jsonl, new_id
 from ._jobs import Item, Job
 from .answers import respond
+from .caching import Block, PrefixCache, prompt_text
 
 ENDPOINTS = ("/v1/responses", "/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/moderations",
              "/v1/images/generations", "/v1/images/edits", "/v1/videos")
 PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 DAY = 86400
+# developers.openai.com/api/docs/guides/prompt-caching (seen 2026-12-01): caching starts at 1024 prompt tokens and
+# hits come in increments of 128 tokens (models before the GPT-5.6 family, whose managed breakpoints are not modelled)
+CACHE_MIN_TOKENS, CACHE_INCREMENT = 1024, 128
 _KINDS = {400: "invalid_request_error", 401: "invalid_request_error", 403: "invalid_request_error",
           404: "invalid_request_error", 409: "invalid_request_error", 429: "requests"}
 
 
-def prompt_text(messages: Any) -> str:
-    """The text of chat messages (string contents and text parts)."""
+def prompt_blocks(messages: Any) -> list[Block]:
+    """Chat messages as prompt blocks: one per string content or content part (text counted, others by value)."""
     out = []
-    for message in messages if isinstance(messages, list) else []:
-        content = message.get("content") if isinstance(message, dict) else None
+    for i, message in enumerate(messages if isinstance(messages, list) else []):
+        if not isinstance(message, dict):
+            continue
+        tag, content = f"{message.get('role')}#{i}", message.get("content")
         if isinstance(content, str):
-            out.append(content)
+            out.append(Block(tag, content))
         elif isinstance(content, list):
-            out += [p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
-    return "\n".join(out)
+            out += [Block(tag, p["text"]) if isinstance(p, dict) and isinstance(p.get("text"), str)
+                    else Block(tag, None, json.dumps(p, sort_keys=True)) for p in content]
+    return out
+
+
+def cache_partition(body: dict[str, Any]) -> tuple[str, str, str]:
+    """Requests share cached prefixes only with the same model, prompt_cache_key, and schema/tools prefix."""
+    prefix = json.dumps([body.get(k) for k in ("response_format", "tools", "functions")], sort_keys=True)
+    return str(body.get("model")), str(body.get("prompt_cache_key")), prefix
 
 
 class OpenAIEmulator(Emulator):
@@ -64,6 +84,14 @@ class OpenAIEmulator(Emulator):
         super().reset_state()
         self.files: dict[str, dict[str, Any]] = {}
         self.contents: dict[str, bytes] = {}
+        self.prompt_cache = PrefixCache()
+
+    def cached_tokens(self, body: dict[str, Any]) -> int:
+        """Prompt tokens this request reads from the cache (its prompt is remembered for later requests)."""
+        with self.lock:
+            shared = self.prompt_cache.shared(cache_partition(body), prompt_blocks(body.get("messages")),
+                                              remember=CACHE_MIN_TOKENS)
+        return shared // CACHE_INCREMENT * CACHE_INCREMENT if shared >= CACHE_MIN_TOKENS else 0
 
     # -- protocol plumbing ---------------------------------------------------------------------------------
     def check_auth(self, req: Request) -> None:
@@ -165,6 +193,9 @@ class OpenAIEmulator(Emulator):
                             param="input_file_id")
         items, failure, model = self._parse_input(self.contents[source["id"]], body["endpoint"])
         ids = [it.rid for it in items]
+        for item in items if not failure else []:  # through the prompt cache in file order, as they are sent
+            if item.ok and isinstance(item.body, dict):
+                item.cached = self.cached_tokens(item.body)
         job = Job(new_id("batch_", 32), items, self.now(), self.batch_delay,
                   ("validating", "in_progress", "finalizing"), 1, fault=self.faults.for_batch(ids),
                   failure=failure or None,
@@ -258,6 +289,7 @@ class OpenAIEmulator(Emulator):
         succeeded = view.succeeded
         failed = len(job.items) - succeeded if view.terminal and view.state != "failed" else view.failed
         input_tokens = sum(u["prompt_tokens"] for u in usage)
+        cached_tokens = sum(u["prompt_tokens_details"]["cached_tokens"] for u in usage)
         output_tokens = sum(u["completion_tokens"] for u in usage)
         return {
             "id": job.id, "object": "batch", "endpoint": job.meta["endpoint"],
@@ -271,7 +303,7 @@ class OpenAIEmulator(Emulator):
             "cancelled_at": times.get("cancelled"),
             "request_counts": {"total": 0 if job.failure else len(job.items), "completed": succeeded, "failed": failed},
             "metadata": job.meta["metadata"], "model": job.meta["model"],
-            "usage": {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": 0},
+            "usage": {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": cached_tokens},
                       "output_tokens": output_tokens, "output_tokens_details": {"reasoning_tokens": 0},
                       "total_tokens": input_tokens + output_tokens},
         }
@@ -279,7 +311,7 @@ class OpenAIEmulator(Emulator):
     def _answer(self, job: Job, item: Item) -> tuple[dict[str, Any], dict[str, Any]]:
         answers = job.cache.setdefault("answers", {})
         if item.rid not in answers:
-            answers[item.rid] = self.completion(item.body, item.rid, item.answer_fault)
+            answers[item.rid] = self.completion(item.body, item.rid, item.answer_fault, item.cached or 0)
         completion = answers[item.rid]
         return completion, completion["usage"]
 
@@ -340,13 +372,13 @@ class OpenAIEmulator(Emulator):
         return json_response(self._render(job))
 
     # -- chat completions ----------------------------------------------------------------------------------
-    def completion(self, body: dict[str, Any], rid: str, fault: str | None) -> dict[str, Any]:
-        """A ChatCompletion for ``body``, deterministic for ``rid``."""
+    def completion(self, body: dict[str, Any], rid: str, fault: str | None, cached: int = 0) -> dict[str, Any]:
+        """A ChatCompletion for ``body``, deterministic for ``rid``; ``cached`` prompt tokens read from the cache."""
         fmt: dict[str, Any] = body["response_format"] if isinstance(body.get("response_format"), dict) else {}
         spec: dict[str, Any] = fmt["json_schema"] if isinstance(fmt.get("json_schema"), dict) else {}
         schema = (spec.get("schema") or {"type": "object"}) if fmt.get("type") == "json_schema" else None
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
-        prompt = prompt_text(body.get("messages"))
+        prompt = prompt_text(prompt_blocks(body.get("messages")))
         choices: list[dict[str, Any]] = []
         prompt_tokens = completion_tokens = 0
         for index in range(max(1, int(body.get("n") or 1))):
@@ -365,7 +397,7 @@ class OpenAIEmulator(Emulator):
             "created": int(self.now()), "model": body.get("model"), "choices": choices,
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens,
-                      "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                      "prompt_tokens_details": {"cached_tokens": min(cached, prompt_tokens), "audio_tokens": 0},
                       "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
                                                     "accepted_prediction_tokens": 0,
                                                     "rejected_prediction_tokens": 0}},
@@ -382,5 +414,5 @@ class OpenAIEmulator(Emulator):
         if body.get("stream"):
             raise HTTPError(400, "The emulator does not implement streaming.", param="stream")
         rid, fault = self.online_call(req, body, model=body["model"])
-        completion = self.completion(body, rid, fault)
+        completion = self.completion(body, rid, fault, self.cached_tokens(body))
         return json_response(completion, headers={"x-request-id": digest("req", rid)})
