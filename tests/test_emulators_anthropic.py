@@ -284,3 +284,137 @@ def test_auth_headers(anthropic_emulator: AnthropicEmulator) -> None:
     denied = httpx.get(url)
     assert denied.status_code == 401
     assert denied.json()["type"] == "error" and denied.json()["error"]["type"] == "authentication_error"
+
+
+# -- prompt caching ------------------------------------------------------------------------------------------
+CACHING_MODEL = "claude-opus-4-8"  # minimum cacheable prompt: 1,024 tokens (Haiku 4.5: 4,096)
+INTRO = "You answer questions about the harbour log."
+# a 6,000-character document: 1,500 tokens at the emulators' 4 characters a token
+DOC = "".join(f"Line {i:04d} of the harbour log: the tide turned and the ships came in.\n" for i in range(200))[:6000]
+QUESTIONS = ("First question: who keeps the log?", "Second question: when does the tide turn?")
+# tokens: INTRO + DOC (the breakpoint prefix) 1,511; whole prompts 1,523 and 1,525 (1,519 / 1,521 before the
+# 3 tokens of framing the emulators add)
+
+
+def cached_params(question: str, *, doc: str = DOC, model: str = CACHING_MODEL, cache: Any = None,
+                  question_cache: Any = None, **extra: Any) -> Any:
+    doc_block = {"type": "text", "text": doc, **({"cache_control": cache} if cache else {})}
+    content = [{"type": "text", "text": question, **({"cache_control": question_cache} if question_cache else {})}]
+    return {"model": model, "max_tokens": 256, "system": [{"type": "text", "text": INTRO}, doc_block],
+            "messages": [{"role": "user", "content": content}], **extra}
+
+
+def usage_of(message: Message) -> tuple[int, int | None, int | None]:
+    """(input_tokens, cache_read_input_tokens, cache_creation_input_tokens) as the SDK parses them."""
+    return message.usage.input_tokens, message.usage.cache_read_input_tokens, message.usage.cache_creation_input_tokens
+
+
+def ask(client: anthropic.Anthropic, question: str, **kwargs: Any) -> Message:
+    raw = client.messages.with_raw_response.create(**cached_params(question, **kwargs)).http_response.json()
+    return Message.model_validate(raw)
+
+
+EPHEMERAL = {"type": "ephemeral"}
+
+
+def test_breakpoint_prefix_is_written_then_read(anthropic_emulator: AnthropicEmulator,
+                                                client: anthropic.Anthropic) -> None:
+    first = ask(client, QUESTIONS[0], cache=EPHEMERAL)
+    assert usage_of(first) == (1523 - 1511, 0, 1511)
+    assert first.usage.cache_creation and first.usage.cache_creation.ephemeral_5m_input_tokens == 1511
+    assert first.usage.cache_creation.ephemeral_1h_input_tokens == 0
+    second = ask(client, QUESTIONS[1], cache=EPHEMERAL)
+    assert usage_of(second) == (1525 - 1511, 1511, 0)
+    # the same prompt again reads only up to the breakpoint: the question after it is not cached
+    assert usage_of(ask(client, QUESTIONS[0], cache=EPHEMERAL)) == (12, 1511, 0)
+    assert usage_of(ask(client, QUESTIONS[0], cache=EPHEMERAL, model="claude-sonnet-5")) == (12, 0, 1511)  # per model
+    anthropic_emulator.reset()
+    assert usage_of(ask(client, QUESTIONS[1], cache=EPHEMERAL)) == (14, 0, 1511)
+
+
+def test_without_cache_control_nothing_is_cached(client: anthropic.Anthropic) -> None:
+    for question, total in zip(QUESTIONS, (1523, 1525), strict=True):
+        assert usage_of(ask(client, question)) == (total, 0, 0)
+    ask(client, QUESTIONS[0], cache=EPHEMERAL)
+    assert usage_of(ask(client, QUESTIONS[0])) == (1523, 0, 0)  # an entry is read only through a breakpoint
+
+
+def test_a_breakpoint_reads_an_earlier_prefix_within_20_blocks(client: anthropic.Anthropic) -> None:
+    ask(client, QUESTIONS[0], cache=EPHEMERAL)  # writes INTRO + DOC
+    later = ask(client, QUESTIONS[1], question_cache=EPHEMERAL)  # breakpoint on the question only
+    assert usage_of(later) == (1525 - 1521, 1511, 1521 - 1511)  # reads the earlier prefix, writes the rest
+
+
+def test_prefixes_below_the_model_minimum_are_not_cached(client: anthropic.Anthropic) -> None:
+    haiku = "claude-haiku-4-5"  # 4,096 tokens: the 1,511-token prefix is too short
+    for question in QUESTIONS:
+        assert usage_of(ask(client, question, cache=EPHEMERAL, model=haiku))[1:] == (0, 0)
+    long_doc = DOC * 3  # INTRO + 18,000 characters: 4,511 tokens
+    assert usage_of(ask(client, QUESTIONS[0], cache=EPHEMERAL, model=haiku, doc=long_doc))[1:] == (0, 4511)
+    snapshot = "claude-haiku-4-5-20251001"  # an alias and its snapshot are one model: one cache
+    assert usage_of(ask(client, QUESTIONS[1], cache=EPHEMERAL, model=snapshot, doc=long_doc))[1:] == (4511, 0)
+
+
+def test_ttl_expiry_and_one_hour_writes(anthropic_emulator: AnthropicEmulator, client: anthropic.Anthropic) -> None:
+    ask(client, QUESTIONS[0], cache=EPHEMERAL)
+    anthropic_emulator.advance(301)  # past 5 minutes: written again
+    assert usage_of(ask(client, QUESTIONS[1], cache=EPHEMERAL)) == (14, 0, 1511)
+    hour = {"type": "ephemeral", "ttl": "1h"}
+    longer = ask(client, QUESTIONS[0], cache=hour, doc=DOC[::-1])
+    assert longer.usage.cache_creation and longer.usage.cache_creation.ephemeral_1h_input_tokens == 1511
+    assert longer.usage.cache_creation.ephemeral_5m_input_tokens == 0
+    anthropic_emulator.advance(1800)
+    assert usage_of(ask(client, QUESTIONS[1], cache=hour, doc=DOC[::-1]))[1:] == (1511, 0)
+    # 1h on the document and 5m on the question: the stretches written are split by TTL
+    both = ask(client, QUESTIONS[0], cache=hour, question_cache=EPHEMERAL)
+    assert usage_of(both) == (1523 - 1519, 0, 1519)
+    assert both.usage.cache_creation and (both.usage.cache_creation.ephemeral_1h_input_tokens,
+                                          both.usage.cache_creation.ephemeral_5m_input_tokens) == (1511, 8)
+
+
+def test_automatic_caching_marks_the_last_block(client: anthropic.Anthropic) -> None:
+    first = ask(client, QUESTIONS[0], cache_control=EPHEMERAL)
+    assert usage_of(first) == (1523 - 1519, 0, 1519)
+    assert usage_of(ask(client, QUESTIONS[0], cache_control=EPHEMERAL)) == (4, 1519, 0)
+
+
+def test_cache_control_is_validated(client: anthropic.Anthropic) -> None:
+    blocks = [{"type": "text", "text": f"part {i}", "cache_control": EPHEMERAL} for i in range(5)]
+    with pytest.raises(anthropic.BadRequestError, match="A maximum of 4 blocks with cache_control may be provided. "
+                                                        "Found 5."):
+        client.messages.create(model=CACHING_MODEL, max_tokens=10, messages=[{"role": "user", "content": blocks}])
+    with pytest.raises(anthropic.BadRequestError, match="Found 5"):  # the top-level one takes a slot too
+        client.messages.create(model=CACHING_MODEL, max_tokens=10, cache_control=EPHEMERAL,
+                               messages=[{"role": "user", "content": blocks[:4]}])
+    with pytest.raises(anthropic.BadRequestError) as info:
+        client.messages.create(**cached_params(QUESTIONS[0], cache=EPHEMERAL,
+                                               question_cache={"type": "ephemeral", "ttl": "1h"}))
+    assert info.value.body["error"]["message"] == (
+        "messages.0.content.0.cache_control.ttl: a ttl='1h' cache_control block must not come after a ttl='5m' "
+        "cache_control block. Note that blocks are processed in the following order: `tools`, `system`, `messages`.")
+    for bad, message in (({"type": "ephemeral", "ttl": "10m"}, "system.1.cache_control.ttl: Input should be '5m' or "
+                                                               "'1h'"),
+                         ({"type": "persistent"}, "system.1.cache_control.type: Input should be 'ephemeral'"),
+                         ({"type": "ephemeral", "scope": "x"}, "system.1.cache_control.scope: Extra inputs")):
+        with pytest.raises(anthropic.BadRequestError, match=message):
+            client.messages.create(**cached_params(QUESTIONS[0], cache=bad))
+    with pytest.raises(anthropic.BadRequestError, match="system.0.type: Input should be 'text'"):
+        client.messages.create(model=CACHING_MODEL, max_tokens=10, system=[{"type": "image"}],
+                               messages=[{"role": "user", "content": "x"}])
+    ok = client.messages.create(**cached_params(QUESTIONS[0], cache={"type": "ephemeral", "ttl": "1h"},
+                                                question_cache={"type": "ephemeral", "ttl": "5m"}))
+    assert ok.type == "message"
+
+
+def test_batch_requests_are_cached_in_submission_order(anthropic_emulator: AnthropicEmulator,
+                                                        client: anthropic.Anthropic) -> None:
+    requests = [{"custom_id": f"q{i}", "params": cached_params(q, cache=EPHEMERAL)} for i, q in enumerate(QUESTIONS)]
+    batch = client.messages.batches.create(requests=requests)
+    poll(lambda: raw_batch(client, batch.id), lambda b: b["processing_status"] == "ended")
+    got = {r.custom_id: r.result for r in client.messages.batches.results(batch.id)}
+    assert got["q0"].type == "succeeded" and got["q1"].type == "succeeded"
+    assert usage_of(got["q0"].message) == (12, 0, 1511) and usage_of(got["q1"].message) == (14, 1511, 0)
+    assert got["q1"].message.usage.service_tier == "batch"
+    again = results(anthropic_emulator, client, batch.id)  # decided at submission: the same on every download
+    assert again["q1"]["message"]["usage"]["cache_read_input_tokens"] == 1511
+    assert again["q0"]["message"]["usage"]["cache_creation_input_tokens"] == 1511

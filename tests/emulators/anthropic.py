@@ -14,6 +14,14 @@ they refuse ``temperature`` together with ``top_p``. An unknown model is a ``not
 (404 online); ``max_tokens`` above the limit is ``max_tokens: N > M, which is the maximum allowed number of output
 tokens for <model id>`` (anthropics/claude-code#24451, OpenHands#11090); both samplers on a model that refuses
 them is "`temperature` and `top_p` cannot both be specified for this model. Please use only one." (chatbox#2670).
+
+Prompt caching: ``cache_control`` breakpoints on system / message blocks (or top-level: the last block) are
+validated (shape, at most 4, no ``1h`` after ``5m``: the API's messages, seen in Wei-Shaw/sub2api#176 and
+headroomlabs-ai/headroom#2939) and cache the prefix through their block when it has at least the model's
+``cache_min`` tokens; a later request reads the longest live prefix ending at, or up to 20 blocks before, one of
+its breakpoints (``cache_read_input_tokens``), writes its later breakpoints (``cache_creation_input_tokens``, split
+by TTL in ``cache_creation``) and counts the rest as ``input_tokens``. Batch requests are cached at creation, in
+order.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from typing import Any, NamedTuple
 from ._base import Emulator, HTTPError, Request, Response, digest, json_response, jsonl, new_id, rfc3339
 from ._jobs import Item, Job
 from .answers import respond
+from .caching import Block, BreakpointCache, CacheUse, prompt_text
 
 CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 MAX_REQUESTS, MAX_BYTES, DAY = 100_000, 256 * 1024 * 1024, 86400
@@ -45,11 +54,30 @@ class Model(NamedTuple):
     id: str  # the snapshot an alias resolves to (named in error messages)
     max_tokens: int  # output-token limit
     one_sampler: bool  # refuses temperature together with top_p
+    cache_min: int = 1024  # minimum cacheable prompt length, tokens: a shorter prefix is not cached
 
 
 def _models(*rows: tuple[tuple[str, ...], int, bool]) -> dict[str, Model]:
-    return {name: Model(names[-1], limit, one) for names, limit, one in rows for name in names}
+    return {name: Model(names[-1], limit, one, CACHE_MIN.get(names[-1], 1024))
+            for names, limit, one in rows for name in names}
 
+
+# Minimum cacheable prompt length (tokens), from platform.claude.com/docs/en/build-with-claude/prompt-caching as
+# quoted in anthropics/anthropic-sdk-python#1194 (Opus 4.5 / 4.6 and Haiku 4.5 4096; Sonnet 4.5 / 4.6 1024 --
+# that issue observes 2048 in practice for Sonnet 4.6), and for later models the litellm prompt-caching docs
+# (updated 2026-10-07: Opus 5, Fable 5, Mythos 5 512; Sonnet 5, Opus 4.8 1024) and dev.to/creeta (2026: Opus 4.7
+# 2048); all seen 2026-12-01. Assumed, by family: the 5.x point releases and Mythos preview like their x.0, Haiku
+# 5.5 like Haiku 4.5. (Retired models the emulator does not serve: Haiku 3.5 / 3 2048, Sonnet/Opus 4.x 1024.)
+CACHE_MIN: dict[str, int] = {
+    "claude-haiku-4-5-20251001": 4096, "claude-opus-4-5-20251101": 4096, "claude-opus-4-6": 4096,
+    "claude-sonnet-4-5-20250929": 1024, "claude-sonnet-4-6": 1024, "claude-opus-4-7": 2048, "claude-opus-4-8": 1024,
+    "claude-sonnet-5": 1024, "claude-sonnet-5-5": 1024, "claude-haiku-5-5": 4096,
+    **dict.fromkeys(("claude-opus-5", "claude-opus-5-5", "claude-fable-5", "claude-fable-5-1", "claude-fable-5-2",
+                     "claude-mythos-5", "claude-mythos-5-1", "claude-mythos-5-2", "claude-mythos-preview"), 512),
+}
+MAX_BREAKPOINTS = 4
+_TTL_ORDER = ("a ttl='1h' cache_control block must not come after a ttl='5m' cache_control block. Note that blocks "
+              "are processed in the following order: `tools`, `system`, `messages`.")
 
 # The models this SDK version names (anthropic.types.ModelParam, anthropic 2.14); older ones taken as retired. Output
 # limits: platform.claude.com models pages (Haiku 4.5 64K, Opus 4.6 128K, Fable 5.1 / Opus 5.5 / Sonnet 5 128K),
@@ -76,6 +104,38 @@ def _empty(content: Any) -> bool:
     if isinstance(content, str):
         return not content
     return not content or all(isinstance(b, dict) and b.get("type") == "text" and not b.get("text") for b in content)
+
+
+def _cache_controls(params: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Every ``cache_control`` of the request with its path, in processing order (tools, system, messages), then
+    the top-level one (automatic caching: a breakpoint on the last block, which takes one of the 4 slots)."""
+    found: list[tuple[str, Any]] = []
+
+    def scan(path: str, blocks: Any) -> None:
+        for j, block in enumerate(blocks if isinstance(blocks, list) else []):
+            if isinstance(block, dict) and block.get("cache_control") is not None:
+                found.append((f"{path}.{j}.cache_control", block["cache_control"]))
+
+    scan("tools", params.get("tools"))
+    scan("system", params.get("system"))
+    for i, msg in enumerate(params.get("messages") or []):
+        scan(f"messages.{i}.content", msg.get("content") if isinstance(msg, dict) else None)
+    if params.get("cache_control") is not None:
+        found.append(("cache_control", params["cache_control"]))
+    return found
+
+
+def _cache_control_problem(path: str, value: Any) -> HTTPError | None:
+    if not isinstance(value, dict):
+        return _bad(f"{path}: Input should be a valid dictionary")
+    for key in value:
+        if key not in ("type", "ttl"):
+            return _bad(f"{path}.{key}: Extra inputs are not permitted")
+    if value.get("type") != "ephemeral":
+        return _bad(f"{path}.type: Input should be 'ephemeral'")
+    if "ttl" in value and value["ttl"] not in ("5m", "1h"):
+        return _bad(f"{path}.ttl: Input should be '5m' or '1h'")
+    return None
 
 
 def params_problem(params: Any, *, batch: bool = False, models: Mapping[str, Model] = MODELS) -> HTTPError | None:
@@ -106,6 +166,19 @@ def params_problem(params: Any, *, batch: bool = False, models: Mapping[str, Mod
         for j, block in enumerate(content if isinstance(content, list) else []):
             if not isinstance(block, dict) or not isinstance(block.get("type"), str):
                 return _bad(f"messages.{i}.content.{j}.type: Field required")
+    system = params.get("system")
+    if system is not None and not isinstance(system, (str, list)):
+        return _bad("system: Input should be a valid string or a list of text blocks")
+    for j, block in enumerate(system if isinstance(system, list) else []):
+        if not isinstance(block, dict) or block.get("type") != "text":
+            return _bad(f"system.{j}.type: Input should be 'text'")
+        if not isinstance(block.get("text"), str):
+            return _bad(f"system.{j}.text: Field required")
+    controls = _cache_controls(params)
+    for path, value in controls:
+        problem = _cache_control_problem(path, value)
+        if problem is not None:
+            return problem
     for key in ("temperature", "top_p"):
         value = params.get(key)
         if key in params and (not isinstance(value, (int, float)) or not 0 <= value <= 1):
@@ -122,6 +195,13 @@ def params_problem(params: Any, *, batch: bool = False, models: Mapping[str, Mod
                     f"of output tokens for {model.id}")
     if model.one_sampler and "temperature" in params and "top_p" in params:
         return _bad("`temperature` and `top_p` cannot both be specified for this model. Please use only one.")
+    if len(controls) > MAX_BREAKPOINTS:
+        return _bad(f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. Found {len(controls)}.")
+    five_minutes = False
+    for path, value in controls:
+        if value.get("ttl") == "1h" and five_minutes:
+            return _bad(f"{path}.ttl: {_TTL_ORDER}")
+        five_minutes = five_minutes or value.get("ttl", "5m") == "5m"
     if batch and params.get("stream"):
         return _bad("stream: Input should be False")
     fmt = (params.get("output_config") or {}).get("format") if isinstance(params.get("output_config"), dict) else None
@@ -136,14 +216,40 @@ def params_problem(params: Any, *, batch: bool = False, models: Mapping[str, Mod
     return None
 
 
+def prompt_blocks(params: dict[str, Any]) -> tuple[list[Block], dict[int, str]]:
+    """The prompt as blocks (system blocks, then each message's content blocks) and its cache breakpoints:
+    block index -> TTL ("5m" when not given). A top-level ``cache_control`` marks the last block."""
+    blocks: list[Block] = []
+    points: dict[int, str] = {}
+
+    def add(tag: str, block: Any) -> None:
+        if isinstance(block, str):
+            blocks.append(Block(tag, block))
+            return
+        if not isinstance(block, dict):
+            return
+        text = block["text"] if isinstance(block.get("text"), str) else None
+        sig = "" if text is not None else json.dumps({k: v for k, v in block.items() if k != "cache_control"},
+                                                     sort_keys=True)
+        if isinstance(block.get("cache_control"), dict):
+            points[len(blocks)] = str(block["cache_control"].get("ttl", "5m"))
+        blocks.append(Block(tag, text, sig))
+
+    system = params.get("system")
+    for block in [system] if isinstance(system, str) else system if isinstance(system, list) else []:
+        add("system", block)
+    for i, msg in enumerate(params.get("messages") or []):
+        content = msg.get("content") if isinstance(msg, dict) else None
+        for block in [content] if isinstance(content, str) else content if isinstance(content, list) else []:
+            add(f"{msg.get('role')}#{i}", block)
+    top = params.get("cache_control")
+    if isinstance(top, dict) and blocks:
+        points.setdefault(len(blocks) - 1, str(top.get("ttl", "5m")))
+    return blocks, points
+
+
 def _prompt(params: dict[str, Any]) -> str:
-    parts = [params["system"]] if isinstance(params.get("system"), str) else [
-        b.get("text", "") for b in params.get("system") or [] if isinstance(b, dict)]
-    for msg in params.get("messages") or []:
-        content = msg.get("content")
-        parts += [content] if isinstance(content, str) else [
-            b.get("text", "") for b in content if isinstance(b, dict) and isinstance(b.get("text"), str)]
-    return "\n".join(parts)
+    return prompt_text(prompt_blocks(params)[0])
 
 
 def _forced_tool(params: dict[str, Any]) -> dict[str, Any] | None:
@@ -173,6 +279,20 @@ class AnthropicEmulator(Emulator):
         self.models = dict(MODELS if models is None else models)
         super().__init__(**kwargs)
 
+    def reset_state(self) -> None:
+        super().reset_state()
+        self.prompt_cache = BreakpointCache()
+
+    def cache_use(self, params: dict[str, Any]) -> CacheUse:
+        """What this (valid) request reads from and writes to the prompt cache, now."""
+        model = self.models[params["model"]]
+        # tools come first in the prompt; the output format changes the prompt too (a cache miss when it changes)
+        fmt = params["output_config"].get("format") if isinstance(params.get("output_config"), dict) else None
+        partition = json.dumps([model.id, params.get("tools"), fmt], sort_keys=True)
+        blocks, points = prompt_blocks(params)
+        with self.lock:
+            return self.prompt_cache.use(partition, blocks, points, minimum=model.cache_min, now=self.now())
+
     def check_auth(self, req: Request) -> None:
         auth = req.headers.get("Authorization") or ""
         if not (req.headers.get("x-api-key") or (auth.startswith("Bearer ") and auth[7:].strip())):
@@ -186,8 +306,10 @@ class AnthropicEmulator(Emulator):
         return json_response(body, err.status, {"request-id": request_id, **err.headers})
 
     # -- messages ------------------------------------------------------------------------------------------
-    def message(self, params: dict[str, Any], rid: str, fault: str | None, tier: str) -> dict[str, Any]:
-        """A Message answering ``params``, deterministic for ``rid``."""
+    def message(self, params: dict[str, Any], rid: str, fault: str | None, tier: str,
+                cache: CacheUse | None = None) -> dict[str, Any]:
+        """A Message answering ``params``, deterministic for ``rid``; ``cache``: its prompt-cache read and writes."""
+        cache = cache or CacheUse()
         tool = _forced_tool(params)
         fmt = (params.get("output_config") or {}).get("format") or {}
         schema = tool["input_schema"] if tool is not None else fmt.get("schema")
@@ -206,8 +328,12 @@ class AnthropicEmulator(Emulator):
         return {
             "id": "msg_01" + digest("msg", rid, n=22), "type": "message", "role": "assistant",
             "model": params.get("model"), "content": content, "stop_reason": stop, "stop_sequence": None,
-            "usage": {"input_tokens": ans.input_tokens, "output_tokens": ans.output_tokens,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "service_tier": tier},
+            # input_tokens: only the prompt tokens after the last cache read or write
+            "usage": {"input_tokens": ans.input_tokens - cache.read - cache.write, "output_tokens": ans.output_tokens,
+                      "cache_creation_input_tokens": cache.write, "cache_read_input_tokens": cache.read,
+                      "cache_creation": {"ephemeral_5m_input_tokens": cache.write_5m,
+                                         "ephemeral_1h_input_tokens": cache.write_1h},
+                      "service_tier": tier},
         }
 
     def create_message(self, req: Request) -> Response:
@@ -218,7 +344,7 @@ class AnthropicEmulator(Emulator):
         if params.get("stream"):
             raise _bad("stream: the emulator does not implement streaming")
         rid, fault = self.online_call(req, params, model=params["model"])
-        return json_response(self.message(params, rid, fault, "standard"))
+        return json_response(self.message(params, rid, fault, "standard", self.cache_use(params)))
 
     # -- batches -------------------------------------------------------------------------------------------
     def create_batch(self, req: Request) -> Response:
@@ -247,6 +373,8 @@ class AnthropicEmulator(Emulator):
             raise _bad(fault.message or "Injected batch validation failure.")
         for item in items:
             item.fault = self.faults.for_request(item.rid)
+            if item.ok:  # through the prompt cache in submission order
+                item.cached = self.cache_use(item.body)
         job = Job("msgbatch_01" + new_id("", 22), items, self.now(), self.batch_delay, ("in_progress",), 0,
                   fault=fault)
         with self.lock:
@@ -332,7 +460,7 @@ class AnthropicEmulator(Emulator):
                 result: dict[str, Any] = {"type": "canceled" if view.state == "cancelled" else "expired"}
             elif item.ok:
                 result = {"type": "succeeded",
-                          "message": self.message(item.body, item.rid, item.answer_fault, "batch")}
+                          "message": self.message(item.body, item.rid, item.answer_fault, "batch", item.cached)}
             else:
                 error = self.error_response(self.request_error(item.problem, item.fault))
                 result = {"type": "errored", "error": json.loads(error.body)}
