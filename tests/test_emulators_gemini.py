@@ -218,3 +218,63 @@ def test_default_v1_and_retry(gemini_emulator: GeminiEmulator) -> None:
 def test_api_key_required(gemini_emulator: GeminiEmulator) -> None:
     response = httpx.get(gemini_emulator.url + "/v1beta/batches")
     assert response.status_code == 403 and response.json()["error"]["status"] == "PERMISSION_DENIED"
+
+
+# -- implicit caching ----------------------------------------------------------------------------------------
+# a 10,000-character document: 2,500 tokens at the emulators' 4 characters a token (2.5 Flash caches from 2,048)
+DOC = "".join(f"Line {i:04d} of the harbour log: the tide turned and the ships came in.\n" for i in range(400))[:10_000]
+QUESTIONS = ("First question: who keeps the log?", "Second question: when does the tide turn?")
+
+
+def ask(client: genai.Client, question: str, *, doc: str = DOC,
+        model: str = MODEL) -> types.GenerateContentResponseUsageMetadata:
+    response = client.models.generate_content(model=model, contents=question, config={"system_instruction": doc})
+    assert response.usage_metadata is not None
+    return response.usage_metadata
+
+
+def test_repeated_prefix_is_reported_as_cached_content(gemini_emulator: GeminiEmulator, client: genai.Client) -> None:
+    first = ask(client, QUESTIONS[0])
+    assert first.cached_content_token_count is None and first.prompt_token_count == 2512
+    second = ask(client, QUESTIONS[1])
+    # shared: the document and the newline before the question, 10,001 characters = 2,500 tokens, all of them
+    assert second.cached_content_token_count == 2500 and second.prompt_token_count == 2514  # included
+    assert second.cache_tokens_details and second.cache_tokens_details[0].token_count == 2500
+    assert ask(client, QUESTIONS[1], model="gemini-2.5-pro").cached_content_token_count is None  # per model
+    gemini_emulator.reset()
+    assert ask(client, QUESTIONS[0]).cached_content_token_count is None
+
+
+def test_short_prefixes_and_older_models_are_not_cached(client: genai.Client) -> None:
+    for question in QUESTIONS:  # 1,500 tokens: below 2.5 Flash's 2,048
+        assert ask(client, question, doc=DOC[:6000]).cached_content_token_count is None
+    for question in QUESTIONS:  # implicit caching starts with Gemini 2.5
+        assert ask(client, question, model="gemini-2.0-flash").cached_content_token_count is None
+    three = "gemini-3.5-flash"  # 4,096 tokens
+    for question in QUESTIONS:
+        assert ask(client, question, model=three).cached_content_token_count is None
+    ask(client, QUESTIONS[0], model=three, doc=DOC * 2)
+    assert ask(client, QUESTIONS[1], model=three, doc=DOC * 2).cached_content_token_count == 5000
+
+
+def test_batch_responses_carry_cached_content(gemini_emulator: GeminiEmulator, client: genai.Client,
+                                              tmp_path: Path) -> None:
+    src: Any = [{"contents": q, "metadata": {"key": f"q{i}"}, "config": {"system_instruction": DOC}}
+                for i, q in enumerate(QUESTIONS)]
+    job = wait(client, client.batches.create(model=MODEL, src=src).name or "")
+    inlined = job.dest.inlined_responses if job.dest else None
+    assert inlined and [r.metadata for r in inlined] == [{"key": "q0"}, {"key": "q1"}]
+    usage = [r.response.usage_metadata if r.response else None for r in inlined]
+    assert usage[0] and usage[0].cached_content_token_count is None and usage[0].prompt_token_count == 2512
+    assert usage[1] and usage[1].cached_content_token_count == 2500 and usage[1].prompt_token_count == 2514
+    rows = [{"key": f"f{i}", "request": {"systemInstruction": {"parts": [{"text": DOC}]},
+                                         "contents": [{"role": "user", "parts": [{"text": q}]}]}}
+            for i, q in enumerate(reversed(QUESTIONS))]
+    done = wait(client, client.batches.create(model=MODEL, src=upload_lines(client, tmp_path, rows).name).name or "")
+    assert done.dest and done.dest.file_name
+    lines = {r["key"]: r for r in read_jsonl(client.files.download(file=done.dest.file_name))}
+    # both prompts were seen whole in the inline batch: (10,001 + 41) // 4 and (10,001 + 34) // 4 tokens
+    for key, count in (("f0", 2510), ("f1", 2508)):
+        meta = parse_response(lines[key]["response"]).usage_metadata
+        assert meta and meta.cached_content_token_count == count
+        assert lines[key]["response"]["usageMetadata"]["cachedContentTokenCount"] == count

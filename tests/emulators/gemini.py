@@ -4,6 +4,11 @@ SDK: ``genai.Client(api_key="x", http_options={"base_url": emu.base_url, "api_ve
 Paths are accepted under ``/v1/`` and ``/v1beta/``. Batch output sits under ``metadata.output``: a
 ``responsesFile`` for file input, ``inlinedResponses`` for inline requests. Upload chunk calls carry no API key
 (the SDK authenticates them by the upload URL), every other call needs ``x-goog-api-key``.
+
+Implicit caching (Gemini 2.5 and newer): a prompt (systemInstruction, then contents) sharing a prefix of at least
+the model's minimum (``cache_min``) with an earlier prompt to the same model reports it as
+``usageMetadata.cachedContentTokenCount`` (included in ``promptTokenCount``), online and in batch responses; batch
+requests go through the cache when the batch is created, in input order.
 """
 
 from __future__ import annotations
@@ -11,11 +16,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from typing import Any
 
 from ._base import Emulator, HTTPError, Request, Response, digest, json_response, jsonl, new_id, rfc3339
 from ._jobs import Item, Job
 from .answers import normalize_openapi, respond
+from .caching import Block, PrefixCache, prompt_text
 
 MAX_INLINE_BYTES, MAX_FILE_BYTES, DAY = 20 * 1024 * 1024, 2 * 1024**3, 86400
 _STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
@@ -47,10 +54,32 @@ def request_problem(request: Any) -> HTTPError | None:
     return None
 
 
+def prompt_blocks(request: dict[str, Any]) -> list[Block]:
+    """systemInstruction's parts, then each content's parts (text counted, other parts by value)."""
+    system = _get(request, "systemInstruction")
+    tagged = [("system", system), *((f"{c.get('role')}#{i}" if isinstance(c, dict) else str(i), c)
+                                     for i, c in enumerate(request.get("contents") or []))]
+    return [Block(tag, p["text"]) if isinstance(p.get("text"), str) else Block(tag, None, json.dumps(p, sort_keys=True))
+            for tag, content in tagged if isinstance(content, dict)
+            for p in content.get("parts") or [] if isinstance(p, dict)]
+
+
 def _prompt(request: dict[str, Any]) -> str:
-    blocks = [_get(request, "systemInstruction") or {}, *request.get("contents", [])]
-    return "\n".join(p.get("text", "") for b in blocks if isinstance(b, dict)
-                     for p in b.get("parts") or [] if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return prompt_text(prompt_blocks(request))
+
+
+def cache_min(model: str) -> int | None:
+    """Minimum prompt tokens for an implicit cache hit; None for models without implicit caching.
+
+    ai.google.dev/gemini-api/docs/caching (last updated 2026-10-13, seen 2026-12-01): implicit caching is on
+    for Gemini 2.5 and newer; 2.5 Flash and 2.5 Pro 2,048, every Gemini 3.x (and later) model listed 4,096. Earlier
+    versions of that page said 1,024 (2.5 Flash) and 4,096 (2.5 Pro). 2.5 Flash-Lite, not listed, is taken as 2.5.
+    """
+    found = re.match(r"(?:models/)?gemini-(\d+)(?:\.(\d+))?", model)
+    if found is None:
+        return None
+    version = (int(found.group(1)), int(found.group(2) or 0))
+    return None if version < (2, 5) else 2048 if version < (3, 0) else 4096
 
 
 class GeminiEmulator(Emulator):
@@ -75,6 +104,17 @@ class GeminiEmulator(Emulator):
         self.files: dict[str, dict[str, Any]] = {}
         self.contents: dict[str, bytes] = {}
         self.uploads: dict[str, dict[str, Any]] = {}
+        self.prompt_cache = PrefixCache()
+
+    def cached_tokens(self, request: dict[str, Any], model: str) -> int:
+        """Prompt tokens of this (valid) request found in the implicit cache (it is remembered for later ones)."""
+        minimum = cache_min(model)
+        if minimum is None:
+            return 0
+        with self.lock:
+            shared = self.prompt_cache.shared(model.removeprefix("models/"), prompt_blocks(request),
+                                              remember=minimum)
+        return shared if shared >= minimum else 0
 
     def check_auth(self, req: Request) -> None:
         if req.path.startswith("/upload/") and "upload_id" in req.query:
@@ -172,8 +212,10 @@ class GeminiEmulator(Emulator):
         return Response(200, self.contents[file_id], {"Content-Type": self.files[file_id]["mimeType"]})
 
     # -- generation ----------------------------------------------------------------------------------------
-    def generate(self, request: dict[str, Any], rid: str, fault: str | None, model: str) -> dict[str, Any]:
-        """A GenerateContentResponse (REST JSON) for ``request``, deterministic for ``rid``."""
+    def generate(self, request: dict[str, Any], rid: str, fault: str | None, model: str,
+                 cached: int = 0) -> dict[str, Any]:
+        """A GenerateContentResponse (REST JSON) for ``request``, deterministic for ``rid``; ``cached`` prompt
+        tokens came from the implicit cache."""
         config = _get(request, "generationConfig") or {}
         schema = _get(config, "responseJsonSchema")
         if schema is None and _get(config, "responseSchema") is not None:
@@ -183,6 +225,8 @@ class GeminiEmulator(Emulator):
                       fault=fault)
         usage = {"promptTokenCount": ans.input_tokens, "totalTokenCount": ans.input_tokens,
                  "promptTokensDetails": [{"modality": "TEXT", "tokenCount": ans.input_tokens}]}
+        if cached:  # proto3 JSON: zero counts are left out
+            usage.update(cachedContentTokenCount=cached, cacheTokensDetails=[{"modality": "TEXT", "tokenCount": cached}])
         if ans.finish == "refusal":
             candidate: dict[str, Any] = {"finishReason": "SAFETY", "index": 0, "safetyRatings": [
                 {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}]}
@@ -200,7 +244,7 @@ class GeminiEmulator(Emulator):
             raise problem
         model = req.params["model"]
         rid, fault = self.online_call(req, body, model=model, key={"model": model, **body})
-        return json_response(self.generate(body, rid, fault, model))
+        return json_response(self.generate(body, rid, fault, model, self.cached_tokens(body, model)))
 
     # -- batches -------------------------------------------------------------------------------------------
     def create_batch(self, req: Request) -> Response:
@@ -231,6 +275,8 @@ class GeminiEmulator(Emulator):
         ids = [it.rid for it in items]
         for item in items if not failure else []:
             item.fault = self.faults.for_request(item.rid)
+            if item.ok:  # through the implicit cache in input order
+                item.cached = self.cached_tokens(item.body, req.params["model"])
         job = Job(new_id("", 24), items, self.now(), self.batch_delay, ("BATCH_STATE_PENDING", "BATCH_STATE_RUNNING"),
                   1, fault=self.faults.for_batch(ids), failure=failure or None,
                   meta={"model": "models/" + req.params["model"], "displayName": _get(batch or {}, "displayName"),
@@ -266,7 +312,7 @@ class GeminiEmulator(Emulator):
     def _result(self, job: Job, item: Item) -> dict[str, Any]:
         if item.ok:
             model = job.meta["model"].removeprefix("models/")
-            return {"response": self.generate(item.body, item.rid, item.answer_fault, model)}
+            return {"response": self.generate(item.body, item.rid, item.answer_fault, model, item.cached or 0)}
         return json.loads(self.error_response(self.request_error(item.problem, item.fault)).body)  # {"error": ...}
 
     def _output(self, job: Job, req: Request, done: int) -> dict[str, Any]:
