@@ -157,10 +157,11 @@ class AnthropicRuntime(BatchRuntime):
             return result(rid, self.name, model, error_kind="server_error", error_message=f"result type {kind!r}")
         message = outcome.get("message") or {}
         usage = message.get("usage") or {}
+        read, write = usage.get("cache_read_input_tokens") or 0, usage.get("cache_creation_input_tokens") or 0
         # input_tokens excludes cached prompt tokens; count them so usage means the same across vendors
-        tokens: dict[str, Any] = {"input_tokens": sum(usage.get(k) or 0 for k in ("input_tokens", "cache_creation_input_tokens",
-                                                                    "cache_read_input_tokens")),
-                  "output_tokens": usage.get("output_tokens") or 0}
+        tokens: dict[str, Any] = {"input_tokens": (usage.get("input_tokens") or 0) + read + write,
+                                  "output_tokens": usage.get("output_tokens") or 0,
+                                  "cache_read_input_tokens": read, "cache_write_input_tokens": write}
         stop = message.get("stop_reason")
         text = _text(message.get("content") or [])
         if stop in STOP_ERRORS:

@@ -75,17 +75,27 @@ def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
 
 
 def result(request_id: str, runtime: str, model: str, *, text: str | None = None,
-           input_tokens: int = 0, output_tokens: int = 0, finish_reason: str | None = None,
+           input_tokens: int = 0, output_tokens: int = 0, cache_read_input_tokens: int = 0,
+           cache_write_input_tokens: int = 0, finish_reason: str | None = None,
            error_kind: str | None = None, error_message: str = "") -> dict[str, Any]:
-    """One normalized result line: status ok with text, or error with kind, message and retryable."""
+    """One normalized result line: status ok with text, or error with kind, message and retryable.
+
+    `usage.input_tokens` is every prompt token, cached or not; of them, `cache_read_input_tokens` were read from
+    the vendor's prompt cache and `cache_write_input_tokens` written to it, each present only when not 0.
+    """
     error = None
     if error_kind is not None:
         error = {"kind": error_kind, "message": error_message[:2000], "retryable": error_kind in TRANSIENT_KINDS}
+    usage = {"input_tokens": int(input_tokens or 0), "output_tokens": int(output_tokens or 0)}
+    if cache_read_input_tokens:
+        usage["cache_read_input_tokens"] = int(cache_read_input_tokens)
+    if cache_write_input_tokens:
+        usage["cache_write_input_tokens"] = int(cache_write_input_tokens)
     return {
         "id": request_id,
         "status": "error" if error else "ok",
         "text": text,
-        "usage": {"input_tokens": int(input_tokens or 0), "output_tokens": int(output_tokens or 0)},
+        "usage": usage,
         "finish_reason": finish_reason,
         "error": error,
         "runtime": runtime,

@@ -187,9 +187,12 @@ class GeminiRuntime(BatchRuntime):
                           error_message=str(error.get("message") or error.get("status") or "no response"))
         response = line["response"]
         usage = response.get("usageMetadata") or {}
-        # thinking tokens are billed as output, as OpenAI's completion_tokens include reasoning tokens
-        tokens: dict[str, Any] = {"input_tokens": usage.get("promptTokenCount") or 0,
-                  "output_tokens": (usage.get("candidatesTokenCount") or 0) + (usage.get("thoughtsTokenCount") or 0)}
+        # thinking tokens are billed as output, as OpenAI's completion_tokens include reasoning tokens;
+        # promptTokenCount includes the implicitly cached tokens
+        tokens: dict[str, Any] = {
+            "input_tokens": usage.get("promptTokenCount") or 0,
+            "output_tokens": (usage.get("candidatesTokenCount") or 0) + (usage.get("thoughtsTokenCount") or 0),
+            "cache_read_input_tokens": usage.get("cachedContentTokenCount") or 0}
         candidates = response.get("candidates") or []
         if not candidates:  # the prompt itself was blocked
             reason = (response.get("promptFeedback") or {}).get("blockReason") or "no candidate"

@@ -117,7 +117,11 @@ class OpenAIRuntime(BatchRuntime):
         choice = (body.get("choices") or [{}])[0]
         message = choice.get("message") or {}
         usage = body.get("usage") or {}
-        tokens = {"input_tokens": usage.get("prompt_tokens", 0), "output_tokens": usage.get("completion_tokens", 0)}
+        details = usage.get("prompt_tokens_details") or {}
+        # prompt_tokens counts the cached tokens too; cache writes are reported (and billed) from GPT-5.6 on
+        tokens = {"input_tokens": usage.get("prompt_tokens", 0), "output_tokens": usage.get("completion_tokens", 0),
+                  "cache_read_input_tokens": details.get("cached_tokens") or 0,
+                  "cache_write_input_tokens": details.get("cache_write_tokens") or 0}
         finish = choice.get("finish_reason")
         text = message.get("content")
         if message.get("refusal"):
