@@ -73,7 +73,9 @@ def stage_request_lines(prepared: Prepared, stage: Stage, inputs: Mapping[str, I
                         ids: IdAssigner | None = None) -> Iterator[tuple[dict[str, Any], bytes]]:
     """Like `stage_requests`, each request with its manifest.jsonl line (canonical JSON and newline)."""
     spec = prepared.spec
-    rows = {name: sorted(inputs[name], key=lambda r: r["row_id"]) for name in stage.inputs} if inputs else {}
+    # by document, then row id: requests sharing a document (a prompt-cache prefix) sit together (caching.py)
+    rows = {name: sorted(inputs[name], key=lambda r: (str(r.get("document") or ""), r["row_id"]))
+            for name in stage.inputs} if inputs else {}
     missing = [name for name in stage.inputs if name not in rows]
     if missing:
         raise ValueError(f"stage {stage.name!r} needs the rows of {', '.join(missing)}")

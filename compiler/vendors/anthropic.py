@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from ..caching import anthropic_min_tokens, prefix_tokens, shared_prefix
 from .base import (
     ANNOTATION_KEYWORDS,
     JSON,
@@ -238,5 +239,20 @@ class AnthropicRenderer(Renderer):
             params["system"] = system[0] if len(system) == 1 else [{"type": "text", "text": t} for t in system]
         if not messages:
             raise RenderError(self.vendor, custom_id, "no user message (the vendor needs at least one)")
-        params["messages"] = messages
+        params["messages"] = with_cache_breakpoint(request, messages, str(params.get("model", "")))
         return orjson.dumps({"custom_id": custom_id, "params": params}, option=LINE_OPTIONS)
+
+
+def with_cache_breakpoint(request: Mapping[str, Any], messages: list[Any], model_name: str) -> list[Any]:
+    """`messages` with a `cache_control` breakpoint ending the request's shared prefix (compiler/caching.py),
+    when it is long enough for the model to cache; unchanged otherwise. The text sent is the same: the last
+    user message becomes two text blocks, the first one cached."""
+    end = shared_prefix(request)
+    if not end or prefix_tokens(request, end) < anthropic_min_tokens(model_name):
+        return messages
+    last = messages[-1]
+    content = last["content"]
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": content[:end], "cache_control": {"type": "ephemeral"}}]
+    if content[end:]:
+        blocks.append({"type": "text", "text": content[end:]})
+    return [*messages[:-1], {"role": last["role"], "content": blocks}]

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from ..caching import OPENAI_MIN_TOKENS, prefix_key, prefix_tokens, shared_prefix
 from .base import (
     JSON,
     LINE_OPTIONS,
@@ -238,6 +239,9 @@ class OpenAIRenderer(Renderer):
     def render_line(self, template: JSON, request: Mapping[str, Any]) -> bytes:
         body = template.copy()
         body["messages"] = request["messages"]
+        end = shared_prefix(request)
+        if end and prefix_tokens(request, end) >= OPENAI_MIN_TOKENS:  # requests sharing a prefix, one cache
+            body["prompt_cache_key"] = prefix_key(request, end)
         return orjson.dumps(
             {"body": body, "custom_id": request["id"], "method": "POST", "url": URL}, option=LINE_OPTIONS
         )

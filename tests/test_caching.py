@@ -1,0 +1,110 @@
+"""Prompt-cache hints in the rendered requests: Anthropic breakpoints, OpenAI prompt_cache_key, and later
+stages ordered so requests sharing a document sit together."""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+
+from datafast.compiler.caching import anthropic_min_tokens, prefix_key, shared_prefix
+from datafast.compiler.vendors import RENDERERS
+from datafast.compiler.vendors.base import Diagnostics
+
+DOC = "The river delta floods each spring. " * 160  # ~5,800 characters, ~1,450 tokens
+SYSTEM = "You generate high-quality synthetic data. Answer with JSON."
+
+
+def request(question: str, model: str, document: str = DOC, rid: str = "a" * 32) -> dict:
+    user = f"Answer in English.\n\nReference document:\n{document}\n\nQuestion: {question}"
+    return {"id": rid, "stage": "chosen", "model": model, "schema": "s",
+            "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}],
+            "params": {"max_tokens": 512}, "meta": {"document": document, "question": question}}
+
+
+SCHEMAS = {"s": {"type": "object", "properties": {"response": {"type": "string"}}, "required": ["response"],
+                 "additionalProperties": False}}
+
+
+def render(vendor: str, req: dict) -> dict:
+    renderer = RENDERERS[vendor](SCHEMAS, Diagnostics())
+    return orjson.loads(renderer.render(req))
+
+
+def test_anthropic_gets_a_breakpoint_after_the_document_and_sends_the_same_text():
+    req = request("Why does it flood?", "anthropic:claude-sonnet-4-5")
+    line = render("anthropic", req)
+    content = line["params"]["messages"][-1]["content"]
+    assert isinstance(content, list) and len(content) == 2
+    assert content[0]["cache_control"] == {"type": "ephemeral"} and "cache_control" not in content[1]
+    assert content[0]["text"].endswith(DOC) and content[1]["text"] == "\n\nQuestion: Why does it flood?"
+    assert content[0]["text"] + content[1]["text"] == req["messages"][-1]["content"]
+
+
+def test_anthropic_skips_the_breakpoint_below_the_models_minimum():
+    # ~1,450 tokens: enough for Sonnet 4.5 (1,024), not for Haiku 4.5 (4,096)
+    assert anthropic_min_tokens("claude-haiku-4-5") == 4096
+    line = render("anthropic", request("Why?", "anthropic:claude-haiku-4-5"))
+    assert isinstance(line["params"]["messages"][-1]["content"], str)
+    short = render("anthropic", request("Why?", "anthropic:claude-sonnet-4-5", document="Short. " * 40))
+    assert isinstance(short["params"]["messages"][-1]["content"], str)
+
+
+def test_openai_groups_requests_sharing_a_document_under_one_prompt_cache_key():
+    a = render("openai", request("Why?", "openai:gpt-4.1-mini"))["body"]
+    b = render("openai", request("When?", "openai:gpt-4.1-mini", rid="b" * 32))["body"]
+    other = render("openai", request("Why?", "openai:gpt-4.1-mini", document=DOC.replace("river", "creek")))["body"]
+    assert a["prompt_cache_key"] == b["prompt_cache_key"] != other["prompt_cache_key"]
+    assert len(a["prompt_cache_key"]) <= 64
+    plain = render("openai", {**request("Why?", "openai:gpt-4.1-mini"), "meta": {}})["body"]
+    assert "prompt_cache_key" not in plain
+
+
+def test_the_prefix_is_found_only_where_the_document_is():
+    req = request("Q", "openai:m")
+    end = shared_prefix(req)
+    assert req["messages"][-1]["content"][:end].endswith(DOC)
+    assert shared_prefix({**req, "meta": {"document": "not in the prompt " * 20}}) == 0
+    assert prefix_key(req, end) == prefix_key(request("Other question", "openai:m"), end)
+
+
+def test_later_stage_requests_sharing_a_document_are_adjacent(tmp_path, emulator_factory):
+    from datafast.pipeline import advance
+
+    from .test_stages_e2e import MCQ, compile_spec, env_for, start
+
+    emus = start(emulator_factory, "openai", "gemini")
+    # two question models: each document gives two question requests, whose rows' ids are unrelated hashes
+    models = {**MCQ["models"], "questions": ["openai:gpt-4.1-mini", "openai:gpt-4.1"]}
+    out = compile_spec(tmp_path, {**MCQ, "num_samples_per_prompt": 3, "models": models})
+    advance(out, wait=True, poll_interval=0.01, env=env_for(emus))
+    docs = [json.loads(x)["meta"]["document"] for x in
+            (out / "stages" / "distractors" / "manifest.jsonl").read_text().splitlines()]
+    assert len(docs) > len(set(docs)) > 1
+    runs = [d for i, d in enumerate(docs) if i == 0 or docs[i - 1] != d]
+    assert len(runs) == len(set(runs)), "a document's requests are split apart"
+
+
+def test_a_preference_run_on_long_documents_reads_the_caches_and_costs_less(tmp_path, emulator_factory):
+    from datafast.compiler.pricing import PriceTable
+    from datafast.dataset import collect_to
+    from datafast.pipeline import advance
+
+    from .test_stages_e2e import PREFERENCE, compile_spec, env_for, start
+
+    emus = start(emulator_factory, "openai", "anthropic")
+    documents = [(f"Document {i}. " + DOC.replace("river", word)) for i, word in enumerate(["river", "creek"])]
+    spec = {**PREFERENCE, "input_documents": documents, "num_samples_per_prompt": 3,
+            # two question models: two questions per document (the emulator answers with one item each)
+            "models": {**PREFERENCE["models"], "questions": ["openai:gpt-4.1-mini", "openai:gpt-4.1-nano"],
+                       "rejected": ["openai:gpt-4.1-mini"]}}
+    out = compile_spec(tmp_path, spec)
+    assert advance(out, wait=True, poll_interval=0.01, env=env_for(emus)).finished
+    usage = collect_to(out).usage
+    chosen = usage["by_model"]["anthropic:claude-sonnet-4-5"]  # Sonnet 4.5 caches from 1,024 tokens
+    judge = usage["by_model"]["openai:gpt-4.1"]
+    assert chosen["cache_read_input_tokens"] > 0 and chosen["cache_write_input_tokens"] > 0
+    assert judge["cache_read_input_tokens"] > 0 and judge["cached_share"] > 0.3
+    table = PriceTable.load()
+    uncached = sum(table.cost(m, u["input_tokens"], u["output_tokens"])["batch"] for m, u in usage["by_model"].items())
+    assert usage["cost"] < uncached
