@@ -167,6 +167,10 @@ class DatasetConfigBase(_Model):
         False, exclude_if=lambda value: value is False,
         description="Requests sent online (one call each, full price) rather than in batches: true for every "
                     "role, or a list of roles, e.g. [judge]. `submit --online` sends every request online.")
+    max_cost: float | None = Field(
+        None, gt=0, exclude_if=lambda value: value is None,  # absent from the normalized spec unless given
+        description="Budget of the run in the price table's currency (USD): a wave that could pass it is not "
+                    "sent (`submit`/`run`/`preview` --max-cost overrides it).")
     license: str | None = Field(
         None, exclude_if=lambda value: value is None,  # absent from the normalized spec unless given
         pattern=r"^[a-z0-9][a-z0-9.+-]*$",

@@ -39,6 +39,9 @@ def main(verbose: int, quiet: bool) -> None:
     _QUIET[0] = quiet
 
 
+max_cost_option = click.option(
+    "--max-cost", type=click.FloatRange(min=0, min_open=True), metavar="USD",
+    help="Budget: a wave that could take the dir's spending past it is not sent (default: the spec's max_cost).")
 prices_option = click.option("--prices", type=click.Path(dir_okay=False),
                              help="Price table (JSON/YAML) merged over the built-in one.")
 
@@ -240,9 +243,10 @@ def _progress(message: str) -> None:
 @click.option("--concurrency", type=click.IntRange(min=1), help="Parallel requests for online runtimes.")
 @click.option("--online", is_flag=True,
               help="Send every request online (one call each, full price), not in batches.")
+@max_cost_option
 @_runtime_errors
 def submit_cmd(out_dir: str, wait: bool, poll_interval: float, retry_failed: bool, max_tokens: int | None,
-               concurrency: int | None, online: bool) -> None:
+               concurrency: int | None, online: bool, max_cost: float | None) -> None:
     """Advance OUT_DIR: send what has no result yet, and each later stage once its inputs are answered.
 
     Without --wait it polls, fetches, compiles and sends as far as it can without waiting, then returns (run
@@ -254,7 +258,7 @@ def submit_cmd(out_dir: str, wait: bool, poll_interval: float, retry_failed: boo
         raise click.UsageError("--max-tokens applies to --retry-failed")
     report = advance(out_dir, wait=wait, poll_interval=poll_interval, retry_failed=retry_failed,
                      max_tokens=max_tokens, concurrency=concurrency, on_progress=_progress, display=_display(),
-                     online=online)
+                     online=online, max_cost=max_cost)
     click.echo(f"{out_dir}: {report.done:,} done, {report.pending:,} pending, {report.given_up:,} failed "
                f"for good, {report.live_jobs} live job(s)"
                + (f"; stages not compiled yet: {', '.join(report.waiting)}" if report.waiting else ""))
@@ -397,14 +401,15 @@ PROVENANCE = frozenset({"row_id", "request_id", "stage", "model", "language", "t
 @click.option("--online", is_flag=True,
               help="Send every request online (one call each, full price), not in batches.")
 @prices_option
+@max_cost_option
 @_runtime_errors
 def run_cmd(spec: str, out_dir: str | None, poll_interval: float, concurrency: int | None, prices: str | None,
-            online: bool) -> None:
+            online: bool, max_cost: float | None) -> None:
     """Compile SPEC, run every stage (submit, wait, compile the next) and collect, in one resumable command."""
     from .pipeline import run
 
     result, report = run(spec, out_dir, poll_interval=poll_interval, concurrency=concurrency, prices=prices,
-                         on_progress=_progress, display=_display(), online=online)
+                         on_progress=_progress, display=_display(), online=online, max_cost=max_cost)
     click.echo(render_collect(report.as_dict()))
     click.echo(render_samples(Path(report.output)))
     stages = "stages/, " if len(report.stages) > 1 else ""
@@ -457,15 +462,16 @@ def render_next(spec: Path, out_dir: Path, dataset: Path, multi_stage: bool) -> 
 @click.option("--poll-interval", type=click.FloatRange(min=0), default=5.0, show_default=True, help="Seconds.")
 @click.option("--concurrency", type=click.IntRange(min=1), help="Parallel requests for online runtimes.")
 @prices_option
+@max_cost_option
 @_runtime_errors
 def preview_cmd(spec: str, count: int, out_dir: str | None, poll_interval: float, concurrency: int | None,
-                prices: str | None) -> None:
+                prices: str | None, max_cost: float | None) -> None:
     """Run a few items of SPEC through every stage online, show them, and project the full run's cost
     from the measured tokens. The full run reuses these answers (paid once)."""
     from .preview import preview
 
     report = preview(spec, count, out_dir, poll_interval=poll_interval, concurrency=concurrency, prices=prices,
-                     on_progress=_progress, display=_display())
+                     on_progress=_progress, display=_display(), max_cost=max_cost)
     collected = report.collect.as_dict()
     click.echo(f"preview of {report.picked} first-stage request(s) in {report.out_dir}")
     click.echo(render_collect(collected))

@@ -171,7 +171,7 @@ def advance(out_dir: str | Path, *, wait: bool = False, poll_interval: float = 3
             max_tokens: int | None = None, max_attempts: int = MAX_ATTEMPTS, concurrency: int | None = None,
             env: dict[str, str] | None = None, prices: PriceTable | None = None,
             on_progress: Progress | None = None, online: bool = False,
-            display: Display | None = None) -> SubmitReport:
+            display: Display | None = None, max_cost: float | None = None) -> SubmitReport:
     """Send what the output dir still needs, stage after stage; with `wait`, until every stage is complete.
 
     Each round: settle jobs a kill left half-created, compile every later stage whose inputs are complete,
@@ -179,7 +179,8 @@ def advance(out_dir: str | Path, *, wait: bool = False, poll_interval: float = 3
     `wait` it returns as soon as a batch job is still running; online runtimes finish within the call.
     `retry_failed` resends the requests that failed for good, once (with `max_tokens`: a new output limit).
     `online` sends every request online (batch runtimes through their online variant) rather than only those
-    of the roles the spec's `online` key names.
+    of the roles the spec's `online` key names. `max_cost` (default: the spec's `max_cost`) caps what the
+    dir spends, in the price table's currency (datafast.budget).
 
     Raises:
         NotCompiled: the dir holds no compiled first stage (exit 2).
@@ -188,12 +189,13 @@ def advance(out_dir: str | Path, *, wait: bool = False, poll_interval: float = 3
     od = OutputDir.open(out_dir)
     sub = Submitter(od, env, max_tokens=max_tokens, on_progress=on_progress, display=display)
     with od.lock(on_wait=sub.progress):
-        return _advance(od, sub, wait, poll_interval, retry_failed, max_attempts, concurrency, prices, online)
+        cap = max_cost if max_cost is not None else getattr(od.spec, "max_cost", None)
+        return _advance(od, sub, wait, poll_interval, retry_failed, max_attempts, concurrency, prices, online, cap)
 
 
 def _advance(od: OutputDir, sub: Submitter, wait: bool, poll_interval: float, retry_failed: bool,
              max_attempts: int, concurrency: int | None, prices: PriceTable | None,
-             online: bool = False) -> SubmitReport:
+             online: bool = False, max_cost: float | None = None) -> SubmitReport:
     progress = sub.progress
     preflight(od, sub, online)
     if od.state.manifest_hash != od.manifest.spec_hash:
@@ -211,15 +213,26 @@ def _advance(od: OutputDir, sub: Submitter, wait: bool, poll_interval: float, re
         sv = survey(od, compile_ready=True, retry_failed=forced, max_attempts=max_attempts, prices=prices,
                     progress=progress, online=online)
         sent = False
-        if not sv.plan.empty:
+        plan = sv.plan
+        if not plan.empty and max_cost is not None:
+            from . import budget
+
+            plan = budget.check(od, plan, sv.manifests, max_cost, prices or PriceTable.load())
+        if not plan.empty:
             jobs_before = _jobs_signature(od)
-            sub.send(sv.plan, sv.manifests, concurrency, wait)
+            sub.send(plan, sv.manifests, concurrency, wait)
             # a planned batch request whose job file is missing (e.g. a dir without job files) goes nowhere
-            sent = bool(sv.plan.online) or _jobs_signature(od) != jobs_before
-            for ids in sv.plan.batch.values():
+            sent = bool(plan.online) or _jobs_signature(od) != jobs_before
+            for ids in plan.batch.values():
                 resent |= ids
-            resent.update(r["id"] for requests in sv.plan.online.values() for r in requests)
+            resent.update(r["id"] for requests in plan.online.values() for r in requests)
         ended = sub.poll_live(wait, poll_interval)
+        if plan.held_by_budget:
+            from .budget import BudgetExceeded
+
+            raise BudgetExceeded(f"max_cost {max_cost:.4f} reached: {plan.held_by_budget:,} online request(s) "
+                                 "not sent (the next would have passed it); what was sent is kept. Raise "
+                                 "--max-cost and run again to go on")
         if any(j.status == "submitted" for j in od.state.live()):
             break  # not waiting: the next submit picks up from here
         if not sent and not sv.compiled_now and not ended:
@@ -354,7 +367,7 @@ def _cancel(od: OutputDir, sub: Submitter) -> list[str]:
 def run(spec_or_path: Any, out_dir: str | Path | None = None, *, poll_interval: float = 30.0,
         concurrency: int | None = None, prices: str | Path | None = None, env: dict[str, str] | None = None,
         output: str | Path | None = None, on_progress: Progress | None = None,
-        online: bool = False, display: Display | None = None) -> tuple[Any, Any]:
+        online: bool = False, display: Display | None = None, max_cost: float | None = None) -> tuple[Any, Any]:
     """compile -> submit (every stage, waiting) -> collect, resumable: run it again after a kill.
 
     Returns (CompileResult of the first stage, CollectReport).
@@ -367,7 +380,8 @@ def run(spec_or_path: Any, out_dir: str | Path | None = None, *, poll_interval: 
         on_progress(f"compiled {result.requests:,} requests into {result.out_dir}")
     with OutputDir(result.out_dir).lock(on_wait=on_progress):  # compile to collect, one process at a time
         advance(result.out_dir, wait=True, poll_interval=poll_interval, concurrency=concurrency, env=env,
-                prices=PriceTable.load(prices), on_progress=on_progress, online=online, display=display)
+                prices=PriceTable.load(prices), on_progress=on_progress, online=online, display=display,
+                max_cost=max_cost)
         return result, collect_to(result.out_dir, output, prices)
 
 

@@ -58,7 +58,7 @@ class PreviewReport:
 def preview(spec_or_path: Any, n: int = 3, out_dir: str | Path | None = None, *, poll_interval: float = 5.0,
             concurrency: int | None = None, env: dict[str, str] | None = None, prices: str | Path | None = None,
             online: bool = True, on_progress: Callable[[str], None] | None = None,
-            display: Display | None = None) -> PreviewReport:
+            display: Display | None = None, max_cost: float | None = None) -> PreviewReport:
     """Run `n` first-stage requests and their chains through every stage; return rows, rejects, projection.
 
     Args:
@@ -78,7 +78,8 @@ def preview(spec_or_path: Any, n: int = 3, out_dir: str | Path | None = None, *,
         _write_subset(run, target, chosen)
         kwargs: dict[str, Any] = {"online": True} if online and _advance_takes_online() else {}
         advance(target, wait=True, poll_interval=poll_interval, concurrency=concurrency, env=env,
-                prices=PriceTable.load(prices), on_progress=on_progress, display=display, **kwargs)
+                prices=PriceTable.load(prices), on_progress=on_progress, display=display,
+                max_cost=max_cost, **kwargs)
         collected = collect_to(target, None, prices)
         _share_results(target, run.path)
     table = PriceTable.load(prices)

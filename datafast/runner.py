@@ -87,6 +87,7 @@ class Plan:
     batch: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # runtime -> ids to send
     online: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     stages: dict[str, StageCounts] = field(default_factory=dict)
+    held_by_budget: int = 0  # online requests left unsent because the next would pass max_cost
 
     @property
     def empty(self) -> bool:
