@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .caching import cached_prefix_tokens
 from .checks import check_spec
 from .errors import SpecError, SpecIssue
 from .hashing import content_hash
@@ -93,17 +94,26 @@ class Summary:
 
     prices: PriceTable
     groups: dict[tuple[str, str, str, str | None], list[int]] = field(default_factory=dict)
+    prefixes: set[str] = field(default_factory=set)  # shared prefixes (caching.py) already sent once
 
     def add(self, request: Mapping[str, Any], items: int) -> None:
         meta = request["meta"]
         key = (request["stage"], request["model"], meta.get("language", ""), meta.get("label", meta.get("topic")))
         group = self.groups.get(key)
         if group is None:
-            group = self.groups[key] = [0, 0, 0]
+            group = self.groups[key] = [0, 0, 0, 0, 0]
         messages = request["messages"]
         group[0] += 1
         group[1] += estimate_input_tokens(messages)
         group[2] += estimate_output_tokens(items, request["params"]["max_tokens"])
+        cached = cached_prefix_tokens(request)
+        if cached is not None:  # the first request with a prefix writes the cache, the next ones read it
+            if cached[0] in self.prefixes:
+                group[3] += cached[1]
+            else:
+                self.prefixes.add(cached[0])
+                if request["model"].startswith("anthropic:"):  # the only vendor billing writes above input
+                    group[4] += cached[1]
 
     @property
     def requests(self) -> int:
@@ -111,22 +121,24 @@ class Summary:
 
     def as_dict(self) -> dict[str, Any]:
         by: dict[str, Counter[str]] = defaultdict(Counter)
-        tokens: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-        for (stage, model, language, label), (n, inp, out) in self.groups.items():
+        tokens: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+        for (stage, model, language, label), group in self.groups.items():
+            n = group[0]
             by["by_stage"][stage] += n
             by["by_model"][model] += n
             by["by_language"][language] += n
             if label is not None:
                 by["by_label"][label] += n
-            for i, v in enumerate((n, inp, out)):
+            for i, v in enumerate(group):
                 tokens[model][i] += v
         by_model = {}
         totals: dict[str, float | None] = {"online": 0.0, "batch": 0.0}
         unknown = []
         for model in sorted(tokens):
-            n, inp, out = tokens[model]
-            cost = self.prices.cost(model, inp, out)
+            n, inp, out, read, write = tokens[model]
+            cost = self.prices.cost(model, inp, out, read, write)
             by_model[model] = {"requests": n, "input_tokens": inp, "output_tokens": out,
+                               "cache_read_input_tokens": read, "cache_write_input_tokens": write,
                                "cost_online": cost["online"], "cost_batch": cost["batch"]}
             if cost["online"] is None:
                 unknown.append(model)
@@ -139,7 +151,8 @@ class Summary:
             "counts": counts,
             "estimate": {
                 "note": "estimates: input ~4 characters per token; output ~150 tokens per generated item, "
-                        "capped by max_tokens",
+                        "capped by max_tokens; a shared document prefix long enough for the vendor's prompt "
+                        "cache is read from it after its first request (cache prices)",
                 "input_tokens": sum(t[1] for t in tokens.values()),
                 "output_tokens": sum(t[2] for t in tokens.values()),
                 "cost_online": totals["online"],

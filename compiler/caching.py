@@ -69,3 +69,29 @@ def prefix_key(request: Mapping[str, Any], end: int) -> str:
     messages = request["messages"]
     return "df-" + content_hash([request["model"], [m.get("content") for m in messages[:-1]],
                                  messages[-1]["content"][:end]], 24)
+
+
+# Gemini's implicit caching (ai.google.dev/gemini-api/docs/caching, updated 2026-10-13; seen 2026-12-01): 2.5
+# models from 2,048 tokens, 3.x and later from 4,096; none before 2.5
+GEMINI_MIN_TOKENS = (("gemini-2.5", 2048), ("gemini-3", 4096))
+
+
+def cached_prefix_tokens(request: Mapping[str, Any]) -> tuple[str, int] | None:
+    """(prefix key, tokens) when the vendor of the request's model would cache its shared prefix (the hints
+    above, or implicit caching), else None. What `plan` counts as cache reads after the first request."""
+    end = shared_prefix(request)
+    if not end:
+        return None
+    runtime, _, name = request["model"].partition(":")
+    tokens = prefix_tokens(request, end)
+    if runtime == "anthropic":
+        minimum: int | None = anthropic_min_tokens(name)
+    elif runtime == "openai":
+        minimum = OPENAI_MIN_TOKENS
+    elif runtime == "gemini":
+        minimum = next((m for prefix, m in GEMINI_MIN_TOKENS if name.startswith(prefix)), None)
+    else:
+        minimum = None  # local runtimes: free, and their KV caches are theirs
+    if minimum is None or tokens < minimum:
+        return None
+    return prefix_key(request, end), tokens

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import orjson
+import pytest
 
 from datafast.compiler.caching import anthropic_min_tokens, prefix_key, shared_prefix
 from datafast.compiler.vendors import RENDERERS
@@ -108,3 +109,29 @@ def test_a_preference_run_on_long_documents_reads_the_caches_and_costs_less(tmp_
     table = PriceTable.load()
     uncached = sum(table.cost(m, u["input_tokens"], u["output_tokens"])["batch"] for m, u in usage["by_model"].items())
     assert usage["cost"] < uncached
+
+
+def test_estimates_count_cache_reads_after_the_first_request_of_a_prefix(tmp_path, emulator_factory):
+    from datafast.compiler.pricing import PriceTable
+    from datafast.pipeline import advance
+
+    from .test_stages_e2e import PREFERENCE, compile_spec, env_for, start
+
+    emus = start(emulator_factory, "openai", "anthropic")
+    documents = [DOC, DOC.replace("river", "creek")]
+    spec = {**PREFERENCE, "input_documents": documents, "llm_as_judge": False,
+            "models": {**PREFERENCE["models"], "questions": ["openai:gpt-4.1-mini", "openai:gpt-4.1-nano"],
+                       "rejected": ["openai:gpt-4.1-mini"]}}
+    out = compile_spec(tmp_path, spec)
+    assert advance(out, wait=True, poll_interval=0.01, env=env_for(emus)).finished
+    estimate = json.loads((out / "stages" / "chosen" / "manifest.json").read_text())["estimate"]
+    sonnet = estimate["by_model"]["anthropic:claude-sonnet-4-5"]
+    per_document = sonnet["requests"] // len(documents)
+    assert per_document >= 2  # two question models: several questions per document
+    # per document: the first request writes the prefix, the others read it
+    assert sonnet["cache_write_input_tokens"] > 0
+    assert sonnet["cache_read_input_tokens"] == pytest.approx(sonnet["cache_write_input_tokens"] * (per_document - 1),
+                                                              rel=0.01)
+    table = PriceTable.load()
+    plain = table.cost("anthropic:claude-sonnet-4-5", sonnet["input_tokens"], sonnet["output_tokens"])["batch"]
+    assert sonnet["cost_batch"] < plain
