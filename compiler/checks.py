@@ -54,6 +54,7 @@ def check_spec(spec: DatasetConfigBase, base_dir: Path) -> CheckResult:
     prompt_errors, used = _prompts(spec)
     errors += prompt_errors
     errors += _stage_prompts(spec)
+    warnings += _cache_layout(spec)
     for name in spec.expansion.placeholders:
         if name not in used:
             warnings.append((("expansion", "placeholders", name), f"no prompt uses {{{{{name}}}}}; its values are ignored"))
@@ -218,6 +219,30 @@ def _stage_prompts(spec: DatasetConfigBase) -> list[Finding]:
             errors.append((where, f"{{{{{name}}}}}: optional placeholders are filled by expansion, which applies "
                                   "only to the first-stage 'prompts'; write the text itself in this prompt"))
     return errors
+
+
+# filled per item (a question, an answer): text after them differs between requests of one document
+_PER_ITEM = ("question", "response")
+
+
+def _cache_layout(spec: DatasetConfigBase) -> list[Finding]:
+    """Custom later-stage prompts that put a per-item placeholder before {document}: every request then
+    differs before the document, and the vendors' prompt caches cannot reuse it (compiler/caching.py)."""
+    notes: list[Finding] = []
+    for prompt in stage_prompts(spec):
+        source = getattr(spec, prompt.field)
+        if source is None:
+            continue
+        order = [p[1] for p in parse_template(source).parts if isinstance(p, tuple) and p[0] == "m"]
+        if "document" not in order:
+            continue
+        early = [name for name in order[:order.index("document")] if name in _PER_ITEM]
+        if early:
+            notes.append(((prompt.field,), f"{{{early[0]}}} comes before {{document}}: each request differs "
+                                           "before the document, so the vendors' prompt caches cannot reuse it "
+                                           f"(cached input costs 0.1-0.5x); put {{document}} before "
+                                           f"{{{early[0]}}} to pay for each document's tokens about once"))
+    return notes
 
 
 def _sources(spec: DatasetConfigBase, base_dir: Path) -> list[Finding]:

@@ -135,3 +135,17 @@ def test_estimates_count_cache_reads_after_the_first_request_of_a_prefix(tmp_pat
     table = PriceTable.load()
     plain = table.cost("anthropic:claude-sonnet-4-5", sonnet["input_tokens"], sonnet["output_tokens"])["batch"]
     assert sonnet["cost_batch"] < plain
+
+
+def test_a_custom_prompt_putting_the_question_before_the_document_gets_a_note(write_spec, cli):
+    spec = write_spec({"datafast": 1, "name": "p", "type": "preference", "input_documents": ["A document."],
+                       "chosen_response_generation_prompt": "Question: {question}\n\nDocument:\n{document}",
+                       "judge_prompt": "Document:\n{document}\n\nQuestion: {question}\n\nResponse: {response}",
+                       "llm_as_judge": True,
+                       "models": {"questions": ["openai:gpt-4.1-mini"], "chosen": ["openai:gpt-4.1-mini"],
+                                  "rejected": ["openai:gpt-4.1-mini"], "judge": ["openai:gpt-4.1-mini"]}})
+    result = cli("plan", spec)
+    assert result.exit_code == 0
+    notes = [line for line in result.output.splitlines() if "prompt caches" in line]
+    assert len(notes) == 1 and "chosen_response_generation_prompt" in notes[0]
+    assert "put {document} before {question}" in notes[0]
