@@ -58,7 +58,7 @@ class StageFacts:
     models: list[str]
     mode: str  # "batch", "online" or "local"
     requests: int
-    producing: int
+    with_rows: int
     rejected: int
     pending: int
     custom_prompts: list[str] | None  # the spec's templates, None for the built-in ones
@@ -162,7 +162,7 @@ def _body(f: CardFacts) -> str:
     if f.source:
         out += [f"Input data: {f.source}.", ""]
     out += [_table(["stage", "role", "models", "sent", "requests", "answered with rows", "rejected", "pending"],
-                   [(s.name, s.role, ", ".join(f"`{m}`" for m in s.models), s.mode, s.requests, s.producing,
+                   [(s.name, s.role, ", ".join(f"`{m}`" for m in s.models), s.mode, s.requests, s.with_rows,
                      s.rejected, s.pending) for s in f.stages]), ""]
     out += ["`batch`: the vendor's batch API (half the online price); `online`: one call per request; `local`: "
             "a model on the machine that ran datafast (Ollama or the embedded llama.cpp model).", ""]

@@ -331,12 +331,12 @@ def collect_cmd(out_dir: str, output: str | None, as_json: bool, prices: str | N
 
 
 def render_collect(r: dict[str, Any]) -> str:
-    lines = [f"{r['requests']:,} requests = {r['producing']:,} with rows + {r['rejected']:,} rejected + "
+    lines = [f"{r['requests']:,} requests = {r['with_rows']:,} with rows + {r['rejected']:,} rejected + "
              f"{r['pending']:,} pending"]
     if len(r["stages"]) > 1:
         for name, st in r["stages"].items():
             if st["compiled"]:
-                lines.append(f"  {name:<16} {st['requests']:>7,} requests = {st['producing']:,} with rows + "
+                lines.append(f"  {name:<16} {st['requests']:>7,} requests = {st['with_rows']:,} with rows + "
                              f"{st['rejected']:,} rejected + {st['pending']:,} pending; {st['rows']:,} rows")
             else:
                 lines.append(f"  {name:<16} not compiled yet (run `datafast submit`)")

@@ -3,7 +3,7 @@
 Per stage, each request's answer is validated and fanned out into `rows/<stage>.jsonl`; a request whose
 answer gives no rows is a reject naming its stage. The type's assembler (compiler/stages/<type>.py) joins
 the stages' rows into the final rows (`dataset.jsonl`); an item whose chain broke is a reject too. Counts
-always reconcile: per stage, requests = producing + rejected + pending; finally, items = rows + rejected +
+always reconcile: per stage, requests = with_rows + rejected + pending; finally, items = rows + rejected +
 pending.
 """
 
@@ -35,10 +35,10 @@ log = get_logger("collect")
 
 @dataclass
 class _Counts:
-    """requests == producing + rejected + pending, always."""
+    """requests == with_rows + rejected + pending, always."""
 
     requests: int = 0
-    producing: int = 0
+    with_rows: int = 0
     rejected: int = 0
     pending: int = 0
     rows: int = 0
@@ -163,7 +163,7 @@ def _collect_chunks(job: _Job, worker: int, workers: int, emit: Emit, keep: Stag
                 if keep is not None and "parent" in request["meta"]:
                     keep.failed[request["meta"]["parent"]] = outcome.reason
             else:
-                tally.producing += 1
+                tally.with_rows += 1
                 tally.rows += len(outcome.rows)
                 if job.prices is not None and used is not None:
                     cost = _priced(job.prices, request["model"], used)
@@ -307,7 +307,7 @@ def _collect(od: OutputDir, target: Path, prices: str | Path | None) -> CollectR
             jsonl_to_parquet(jsonl, target)
         finally:
             jsonl.unlink()
-    report = CollectReport(total.requests, total.producing, total.rejected, total.pending, final_rows,
+    report = CollectReport(total.requests, total.with_rows, total.rejected, total.pending, final_rows,
                            output=str(target), rejects=str(od.rejects_path), stages=stage_counts, items=items)
     report.rows_by_label = dict(sorted(labels.items()))
     report.reasons = dict(total.reasons.most_common())

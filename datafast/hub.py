@@ -343,7 +343,7 @@ def _stage_facts(od: OutputDir, name: str, role: str, report: Any) -> card.Stage
             example = list(request["messages"])
             break
     return card.StageFacts(name, role, models, ", ".join(dict.fromkeys(modes)),
-                           int(counts.get("requests", 0)), int(counts.get("producing", 0)),
+                           int(counts.get("requests", 0)), int(counts.get("with_rows", 0)),
                            int(counts.get("rejected", 0)), int(counts.get("pending", 0)),
                            _custom_prompts(od, name), example)
 
@@ -409,7 +409,7 @@ def push(out_dir: str | Path, repo_id: str, *, private: bool | None = None, opti
     target = _dry_run_dir(Path(dry_run)) if dry_run is not None else None
     report = collect_to(od.path, prices=prices)
     if report.rows == 0:
-        raise BadInput(f"{od.path}: no rows collected ({report.requests:,} requests: {report.producing:,} with rows, "
+        raise BadInput(f"{od.path}: no rows collected ({report.requests:,} requests: {report.with_rows:,} with rows, "
                        f"{report.rejected:,} rejected, {report.pending:,} pending); run `datafast submit "
                        f"{od.path} --wait` first, then push")
     if target is not None:

@@ -116,4 +116,4 @@ def test_wrapped_answers_become_rows_and_rejected_ones_are_retried_in_a_later_st
     assert again.given_up == 0 and again.finished
     collected = collect_to(out)
     assert collected.items["rows"] == collected.items["items"] > 0
-    assert sum(collected.unwrapped.values()) == collected.producing  # every answer came fenced
+    assert sum(collected.unwrapped.values()) == collected.with_rows  # every answer came fenced

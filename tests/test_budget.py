@@ -54,12 +54,12 @@ def test_online_requests_stop_at_the_cap_and_what_was_spent_counts(tmp_path, ope
     first = cli("submit", out, "--wait", "--max-cost", f"{cap:.8f}")
     assert first.exit_code == 2 and "max_cost" in first.output and "not sent" in first.output
     report = collect_to(out)
-    assert report.producing == 3 and report.pending == len(costs) - 3
+    assert report.with_rows == 3 and report.pending == len(costs) - 3
     assert report.usage["spent"] <= cap
     # a higher cap resumes: the three answers are kept, the rest is sent
     again = cli("submit", out, "--wait", "--max-cost", f"{sum(costs) * 1.0001:.8f}")
     assert again.exit_code == 0, again.output
-    assert collect_to(out).producing == len(costs)
+    assert collect_to(out).with_rows == len(costs)
 
 
 def test_max_cost_in_the_spec_and_unpriced_models(tmp_path, emulator_factory):

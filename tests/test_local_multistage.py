@@ -55,7 +55,7 @@ def test_every_stage_is_compiled_and_the_summary_reconciles(first_run: tuple[Pat
     assert list(report.stages) == ["questions", "chosen", "rejected", "judge"]
     for name, stage in report.stages.items():
         assert stage["compiled"] and stage["complete"] and stage["pending"] == 0, (name, stage)
-        assert stage["requests"] == stage["producing"] + stage["rejected"] + stage["pending"], (name, stage)
+        assert stage["requests"] == stage["with_rows"] + stage["rejected"] + stage["pending"], (name, stage)
         assert len(jsonl(out / "rows" / f"{name}.jsonl")) == stage["rows"], name
     questions = report.stages["questions"]
     assert questions["requests"] == 2  # 2 documents x 1 language x 1 prompt

@@ -135,7 +135,7 @@ def test_small_quota_splits_and_paces_jobs(tmp_path, openai_emulator):
     assert max(peaks) <= limit, peaks
     names = [j["name"] for j in status(out, env)["jobs"]]
     assert [n.split("-a")[1].split("-")[0] for n in names] == ["1p1", "1p2", "1p3"]
-    assert collect_to(out).producing == 6
+    assert collect_to(out).with_rows == 6
 
 
 def test_without_quota_override_nothing_is_split(tmp_path, openai_emulator):

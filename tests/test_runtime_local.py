@@ -146,8 +146,8 @@ def test_compile_submit_collect_end_to_end(tmp_path: Path) -> None:
     assert {(r["runtime"], r["model"]) for r in results} == {("local", MODEL)} and len(results) == 2
     collected = collect_to(out)
     assert collected.requests == 2 and collected.pending == 0
-    assert collected.producing + collected.rejected == 2 and collected.producing >= 1
-    assert collected.rows >= collected.producing
+    assert collected.with_rows + collected.rejected == 2 and collected.with_rows >= 1
+    assert collected.rows >= collected.with_rows
 
 
 def test_grammar_strings_refuse_raw_control_characters_and_small_ranges_are_enumerated():

@@ -224,7 +224,7 @@ def test_a_terminal_failure_breaks_only_its_chain(tmp_path, emulator_factory):
     assert emus["anthropic"].submissions(chosen[0]) == 1  # terminal: reported, not blindly resent
     judged = [r for stage, _, _ in all_requests(out) for r in [stage] if r == "judge"]
     assert len(judged) == 2 * (len(chosen) - 1)  # the broken pair's surviving answer is not judged
-    assert collected.requests == collected.producing + collected.rejected + collected.pending
+    assert collected.requests == collected.with_rows + collected.rejected + collected.pending
 
 
 def test_mcq_questions_then_distractors_split_between_models(tmp_path, emulator_factory):

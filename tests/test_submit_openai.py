@@ -47,7 +47,7 @@ def test_submit_wait_collect_and_never_pay_twice(tmp_path, openai_emulator):
     assert (report.done, report.pending, report.given_up, report.live_jobs) == (6, 0, 0, 0)
     assert all(openai_emulator.submissions(i) == 1 for i in ids)
     collected = collect_to(out)
-    assert (collected.requests, collected.producing, collected.rejected, collected.pending) == (6, 6, 0, 0)
+    assert (collected.requests, collected.with_rows, collected.rejected, collected.pending) == (6, 6, 0, 0)
     rows = [json.loads(x) for x in (out / "dataset.jsonl").read_text().splitlines()]
     assert len(rows) == collected.rows >= 6
     assert {r["label"] for r in rows} == {"pos", "neg", "mixed"} and {r["language"] for r in rows} == {"en", "fr"}
@@ -71,7 +71,7 @@ def test_editing_the_spec_sends_only_changed_requests(tmp_path, openai_emulator)
     submit(out, wait=True, poll_interval=0.01, env=env)
     batches = openai_emulator.stats()["batches"]
     assert len(batches) == 2 and set(batches[1]["request_ids"]) == changed
-    assert collect_to(out).producing == 6
+    assert collect_to(out).with_rows == 6
 
 
 def test_partial_failures_are_retried_and_terminal_ones_reported(tmp_path, openai_emulator):
@@ -86,7 +86,7 @@ def test_partial_failures_are_retried_and_terminal_ones_reported(tmp_path, opena
     assert emu.submissions(ids[3]) == 1
     assert report.given_up == 3  # status, submit and collect agree: 3 failed
     collected = collect_to(out)
-    assert (collected.producing, collected.rejected, collected.pending) == (3, 3, 0)
+    assert (collected.with_rows, collected.rejected, collected.pending) == (3, 3, 0)
     rejects = {json.loads(x)["id"]: json.loads(x)["reason"] for x in (out / "rejects.jsonl").read_text().splitlines()}
     assert rejects[ids[1]].startswith("invalid_request: bad request body")
     assert rejects[ids[2]].startswith("truncated")
@@ -98,7 +98,7 @@ def test_partial_failures_are_retried_and_terminal_ones_reported(tmp_path, opena
     assert set(last["request_ids"]) == {ids[1], ids[2], ids[3]}
     assert all(json.loads(x)["body"]["max_completion_tokens"] == 4096
                for x in (out / "submit" / f"{status(out, env_for(emu))['jobs'][-1]['name']}.jsonl").read_text().splitlines())
-    assert collect_to(out).producing == 6  # the invalid-JSON answer was resent by --retry-failed too
+    assert collect_to(out).with_rows == 6  # the invalid-JSON answer was resent by --retry-failed too
 
 
 def test_expired_batch_resubmits_the_rest(tmp_path, openai_emulator):
@@ -171,7 +171,7 @@ def test_kill_at_any_point_then_resume_sends_each_request_once(tmp_path, openai_
     assert [openai_emulator.submissions(i) for i in ids] == [1] * len(ids)
     assert len(openai_emulator.stats()["batches"]) == 1
     collected = collect_to(out)
-    assert (collected.producing, collected.pending, collected.rejected) == (6, 0, 0)
+    assert (collected.with_rows, collected.pending, collected.rejected) == (6, 0, 0)
 
 
 def test_api_key_never_reaches_a_file_or_the_log(tmp_path, openai_emulator):

@@ -43,7 +43,7 @@ def test_anthropic_and_gemini_end_to_end_never_pay_twice(tmp_path, vendors):
     report = submit(out, wait=True, poll_interval=0.01, env=env)
     assert (report.done, report.pending, report.given_up) == (8, 0, 0)
     collected = collect_to(out)
-    assert (collected.producing, collected.rejected, collected.pending) == (8, 0, 0)
+    assert (collected.with_rows, collected.rejected, collected.pending) == (8, 0, 0)
     rows = [json.loads(x) for x in (out / "dataset.jsonl").read_text().splitlines()]
     assert {r["model"] for r in rows} == {"anthropic:claude-haiku-4-5", "gemini:gemini-2.5-flash"}
     submit(out, wait=True, poll_interval=0.01, env=env)
@@ -64,7 +64,7 @@ def test_expired_and_errored_requests_are_retried_per_vendor(tmp_path, vendors):
     assert emus["gemini"].submissions(g_ids[1]) == 2 and emus["gemini"].submissions(g_ids[2]) == 1
     assert report.given_up >= 1
     collected = collect_to(out)
-    assert collected.pending == 0 and collected.requests == collected.producing + collected.rejected
+    assert collected.pending == 0 and collected.requests == collected.with_rows + collected.rejected
     reasons = {json.loads(x)["id"]: json.loads(x)["reason"] for x in (out / "rejects.jsonl").read_text().splitlines()}
     assert reasons[g_ids[2]].startswith("truncated")
 
@@ -83,7 +83,7 @@ def test_kill_after_create_then_resume(tmp_path, vendors, runtime):
     assert resumed.returncode == 0, resumed.stderr
     assert "not created again" in resumed.stderr or len(emus[runtime].stats()["batches"]) == 1
     assert [emus[runtime].submissions(i) for i in ids] == [1] * len(ids)
-    assert collect_to(out).producing == len(ids)
+    assert collect_to(out).with_rows == len(ids)
 
 
 def test_run_command_end_to_end(tmp_path, vendors, cli, monkeypatch):
@@ -125,4 +125,4 @@ def test_ollama_online_run_resumes_without_resending(tmp_path, ollama_emulator):
     by_prompt = {r["messages"][-1]["content"]: r["id"] for r in map(json.loads, (out / "manifest.jsonl").open())}
     sent = Counter(by_prompt[body["messages"][-1]["content"]] for body in ollama_emulator.received)
     assert sorted(sent.values()) == [1, 1, 1, 2] and sent[torn] == 2  # only the torn one went again
-    assert collect_to(out).producing == 4
+    assert collect_to(out).with_rows == 4
