@@ -24,12 +24,12 @@ from datafast.compiler.pricing import PriceTable
 from datafast.compiler.stages import StageOutcomes, assembler_for
 from datafast.runtimes.store import TOKEN_FIELDS, ResultIndex, usage_counts
 
-from .export import jsonl_to_parquet
+from .export import jsonl_to_csv, jsonl_to_parquet
 from .logs import get_logger
 from .outdir import BadInput, Manifest, OutputDir
 from .runner import MAX_ATTEMPTS, in_flight_ids
 
-FORMATS = (".jsonl", ".parquet")
+FORMATS = (".jsonl", ".parquet", ".csv")
 log = get_logger("collect")
 
 
@@ -174,6 +174,7 @@ def _collect_chunks(job: _Job, worker: int, workers: int, emit: Emit, keep: Stag
                         share = None if cost is None else round(cost / len(outcome.rows), 9)
                         for row in outcome.rows:
                             row["cost_usd"] = share
+                            flatten_placeholders(row)
                 label = request["meta"].get("label") or request["meta"].get("topic")
                 if label is not None:
                     tally.labels[str(label)] += len(outcome.rows)
@@ -302,9 +303,9 @@ def _collect(od: OutputDir, target: Path, prices: str | Path | None) -> CollectR
     else:
         with open(jsonl, "wb") as fh:
             fh.write(b"".join(orjson.dumps(row) + b"\n" for row in assembly.rows))
-    if target.suffix == ".parquet":
+    if target.suffix in (".parquet", ".csv"):
         try:
-            jsonl_to_parquet(jsonl, target)
+            (jsonl_to_parquet if target.suffix == ".parquet" else jsonl_to_csv)(jsonl, target)
         finally:
             jsonl.unlink()
     report = CollectReport(total.requests, total.with_rows, total.rejected, total.pending, final_rows,
@@ -326,8 +327,21 @@ def _final_row_costs(rows: list[dict[str, Any]], costs: dict[str, tuple[float | 
             spent, produced = costs.get(request_id, (0.0, 1))
             cost = None if cost is None or spent is None else cost + spent / max(produced, 1)
         row["cost_usd"] = None if cost is None else round(cost, 9)
+        flatten_placeholders(row)
         total += cost or 0.0
     return total
+
+
+def flatten_placeholders(row: dict[str, Any]) -> dict[str, Any]:
+    """A final row's expansion values as flat columns `placeholder_<name>` (instead of one `placeholders`
+    object), so that a table of rows can be grouped, filtered or deduplicated on them."""
+    values = row.pop("placeholders", None)
+    if isinstance(values, dict):
+        for name, value in values.items():
+            row[f"placeholder_{name}"] = value
+    elif values is not None:
+        row["placeholders"] = values
+    return row
 
 
 def _cost_of(prices: PriceTable, tokens: dict[str, list[int]]) -> float | None:
@@ -422,7 +436,8 @@ def load_dataset(out_dir: str | Path, report: CollectReport | None = None) -> An
     """The final rows of an output dir as a `datasets.Dataset` (collecting first, unless `report` is given).
 
     The rows go through the same Parquet export as `collect -o x.parquet` (datafast.export): a column whose
-    values differ in type across rows is JSON text rather than an error.
+    values differ in type across rows is JSON text rather than an error. A classification dataset's `label`
+    is a `datasets.ClassLabel` whose names are the spec's classes, in the spec's order.
     """
     import datasets
 
@@ -434,4 +449,10 @@ def load_dataset(out_dir: str | Path, report: CollectReport | None = None) -> An
     parquet = source if source.suffix == ".parquet" else cache / "dataset.parquet"
     if parquet is not source:
         jsonl_to_parquet(source, parquet)
-    return datasets.Dataset.from_parquet(str(parquet), cache_dir=str(cache))
+    dataset = datasets.Dataset.from_parquet(str(parquet), cache_dir=str(cache))
+    classes = getattr(OutputDir.open(out_dir).spec, "classes", None)
+    if classes and "label" in dataset.column_names:
+        names = [c.name for c in classes]
+        if set(dataset.unique("label")) <= set(names):  # labels of an edited spec's old classes stay text
+            dataset = dataset.cast_column("label", datasets.ClassLabel(names=names))
+    return dataset

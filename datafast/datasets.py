@@ -276,12 +276,16 @@ class DatasetBase:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
     def to_parquet(self, filepath: str | Path) -> None:
-        """Write the rows as a Parquet file."""
-        self.hf_dataset.to_parquet(str(filepath))
+        """Write the rows as a Parquet file (datafast.export: a column of mixed types is JSON text)."""
+        from .export import RowSchema, write_parquet
+
+        write_parquet(self.data_rows, filepath, RowSchema.infer(self.data_rows))
 
     def to_csv(self, filepath: str | Path) -> None:
-        """Write the rows as CSV (nested fields such as `metadata` as their text)."""
-        self.hf_dataset.to_csv(str(filepath), index=False)
+        """Write the rows as CSV (nested fields such as the chat `messages` as JSON text; labels as text)."""
+        from .export import write_csv
+
+        write_csv(lambda: self.data_rows, filepath)
 
 
 class _ListDataset(DatasetBase):

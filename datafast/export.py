@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,3 +226,35 @@ def jsonl_to_parquet(source: str | Path, target: str | Path) -> int:
     """Convert a JSON-lines row file to Parquet (two passes: schema, then rows); return the row count."""
     schema = RowSchema.infer(read_jsonl(source))
     return write_parquet(read_jsonl(source), target, schema, label=str(source))
+
+
+def jsonl_to_csv(source: str | Path, target: str | Path) -> int:
+    """Convert a JSON-lines row file to CSV (see `write_csv`). Returns the row count."""
+    return write_csv(lambda: read_jsonl(source), target)
+
+
+def write_csv(rows: Callable[[], Iterable[Mapping[str, Any]]], target: str | Path) -> int:
+    """Write rows as CSV (UTF-8, a header row); objects and lists are JSON text, as are the columns
+    `RowSchema` stores as JSON text. `rows` is called twice (schema, then rows). Returns the row count."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    schema = RowSchema.infer(rows())
+    nested = {name for name, desc in schema.columns.items() if desc[0] in ("list", "struct")}
+    flat = RowSchema({name: (("conflict",) if name in nested else desc) for name, desc in schema.columns.items()},
+                     schema.rows)
+    arrow_schema = flat.arrow()
+    target = Path(target)
+    written = 0
+    with _replacing(target) as tmp, pacsv.CSVWriter(str(tmp), arrow_schema) as writer:
+        chunk: list[dict[str, Any]] = []
+        for row in rows():
+            chunk.append(flat.prepare(row))
+            if len(chunk) == ROW_GROUP_ROWS:
+                writer.write_table(pa.Table.from_pylist(chunk, schema=arrow_schema))
+                written += len(chunk)
+                chunk = []
+        if chunk:
+            writer.write_table(pa.Table.from_pylist(chunk, schema=arrow_schema))
+            written += len(chunk)
+    return written
