@@ -22,6 +22,12 @@ from .logs import configure_logger, get_logger
 log = get_logger("cli")
 
 
+def _fail(message: str, code: int) -> NoReturn:
+    """Report an error the way every command does: `error: ...` on stderr, then exit 1 (runtime) or 2 (input)."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
 def _fail_input(err: SpecError) -> NoReturn:
     for issue in err.issues:
         click.echo(f"error: {issue}", err=True)
@@ -99,13 +105,16 @@ def _runtime_errors(fn: Any) -> Any:
         except SpecError as err:
             _fail_input(err)
         except (BadInput, RuntimeConfigError) as err:
-            click.echo(f"error: {err}", err=True)
-            sys.exit(2)
+            _fail(str(err), 2)
         except RuntimeFailure as err:
-            raise click.ClickException(str(err)) from None
+            _fail(str(err), 1)
         except OSError as err:  # an output path that cannot be written (missing dir, read-only, full disk)
             where = f": {err.filename}" if err.filename else ""
-            raise click.ClickException(f"{err.strerror or err}{where}") from None
+            _fail(f"{err.strerror or err}{where}", 1)
+        except click.UsageError:
+            raise  # click's own: usage line, exit 2
+        except click.ClickException as err:  # raised by a command: same style as ours
+            _fail(err.format_message(), err.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted: nothing is lost; run the same command again to resume", err=True)
             sys.exit(130)
@@ -127,7 +136,7 @@ def compile_cmd(spec: str, out_dir: str | None, strict: bool, prices: str | None
     except SpecError as err:
         _fail_input(err)
     except OSError as err:
-        raise click.ClickException(f"cannot write output: {err}") from None
+        _fail(f"cannot write output: {err}", 1)
     jobs = result.manifest["jobs"]
     click.echo(f"{result.out_dir}: {result.requests:,} requests, {len(jobs)} job file(s)")
 
