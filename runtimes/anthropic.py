@@ -60,6 +60,10 @@ STOP_ERRORS = {  # stop_reason -> (error kind, message)
 class AnthropicRuntime(BatchRuntime):
     name = "anthropic"
     key_env = ("ANTHROPIC_API_KEY",)
+    base_url_env = "ANTHROPIC_BASE_URL"
+    default_base_url = "https://api.anthropic.com"
+    # the SDK adds /v1/messages... to the base URL itself
+    not_found_hint = "ANTHROPIC_BASE_URL is the server's root, without /v1 (the SDK adds /v1/messages to it)"
 
     def __init__(self, env: dict[str, str] | None = None):
         super().__init__(env)
@@ -79,11 +83,11 @@ class AnthropicRuntime(BatchRuntime):
         except self._errors as exc:
             # rate_limit_error (429) and overloaded_error (529) clear by themselves
             status = getattr(exc, "status_code", None) if isinstance(exc, self._status_error) else None
+            message = f"{what} failed: {self.explain(exc, status)}"
             if status in CAPACITY_STATUSES:
                 headers = getattr(getattr(exc, "response", None), "headers", None)
-                raise QuotaRefused(self.name, f"{what} failed: {exc}", job.name,
-                                   retry_after_seconds(headers)) from None
-            raise RuntimeFailure(self.name, f"{what} failed: {exc}", job.name) from None
+                raise QuotaRefused(self.name, message, job.name, retry_after_seconds(headers)) from None
+            raise RuntimeFailure(self.name, message, job.name) from None
 
     def create(self, job: Job, path: Path) -> str:
         with open(path, encoding="utf-8") as fh:

@@ -20,6 +20,8 @@ class AnthropicOnlineRuntime(VendorOnlineRuntime):
     name = "anthropic"
     key_env = ("ANTHROPIC_API_KEY",)
     batch_class = AnthropicRuntime
+    base_url_env, default_base_url = AnthropicRuntime.base_url_env, AnthropicRuntime.default_base_url
+    not_found_hint = AnthropicRuntime.not_found_hint
 
     def __init__(self, env: Mapping[str, str] | None = None, **options: Any):
         super().__init__(env, **options)
@@ -44,11 +46,11 @@ class AnthropicOnlineRuntime(VendorOnlineRuntime):
             etype = str((body.get("error") or {}).get("type") or "")
             kind = ERROR_KINDS.get(etype) or http_error_kind(status)
             wait = retry_after_seconds(exc.response.headers) if status in CAPACITY_STATUSES or status >= 500 else None
-            return kind, f"HTTP {status}: {etype + ': ' if etype else ''}{exc.message}", wait
+            return kind, self.explain(exc, status, f"{etype + ': ' if etype else ''}{(body.get('error') or {}).get('message') or exc.message}"), wait
         if isinstance(exc, self._anthropic.APITimeoutError):
-            return "timeout", f"Anthropic request timed out: {exc}", None
+            return "timeout", self.explain(exc), None
         if isinstance(exc, self._anthropic.APIConnectionError):
-            return "connection", f"Anthropic at {self.client.base_url}: {exc}", None
+            return "connection", self.explain(exc), None
         raise exc
 
 

@@ -12,6 +12,8 @@ import json
 import os
 import queue
 import random
+import socket
+import ssl
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -152,11 +154,21 @@ class Poll:
 
 
 class Runtime(ABC):
-    """Common to all runtimes: its name, whether it is batch-priced, which environment it reads."""
+    """Common to all runtimes: its name, whether it is batch-priced, which environment it reads.
+
+    A runtime that talks to a server declares where (`base_url_env`, `default_base_url`) and what a user most
+    likely got wrong when that fails (`not_found_hint`, `unreachable_fix`); `explain` turns a failed call into a
+    message naming the URL, the variable it came from and the fix, the same way for every vendor.
+    """
 
     name: ClassVar[str]
     batch: ClassVar[bool]
     key_env: ClassVar[tuple[str, ...]] = ()  # one of these must be set
+    placeholder_key: ClassVar[str | None] = None  # sent when no key is set (a local server asks for none)
+    base_url_env: ClassVar[str | None] = None  # the variable that points the runtime at another server
+    default_base_url: ClassVar[str] = ""  # the server used when that variable is unset
+    not_found_hint: ClassVar[str] = ""  # what a 404 most likely means when the variable is set (a wrong path)
+    unreachable_fix: ClassVar[str] = ""  # how to start the server, for a local one; default: fix the variable
 
     def __init__(self, env: Mapping[str, str] | None = None):
         self.env = dict(os.environ if env is None else env)
@@ -165,6 +177,110 @@ class Runtime(ABC):
 
     def key(self) -> str:
         return next(self.env[k] for k in self.key_env if self.env.get(k))
+
+    # -- what to say when the server cannot be reached or refuses a call ------------------------------------
+    def base_url(self) -> str:
+        return (self.env.get(self.base_url_env) if self.base_url_env else None) or self.default_base_url
+
+    def url_source(self) -> str:
+        """Where the base URL came from: `from OPENAI_BASE_URL`, or `the default endpoint`."""
+        var = self.base_url_env
+        return f"from {var}" if var and self.env.get(var) else "the default endpoint"
+
+    def explain(self, exc: BaseException, status: int | None = None, detail: str | None = None) -> str:
+        """A failed call to the server as a message naming the URL, where it came from and the likely fix.
+
+        `status`: the HTTP status of a refused call (default: the exception's `status_code`), None for a call that
+        got no answer (refused connection, DNS, TLS, timeout: read from the exception's causes). `detail`: what
+        the server said (default: the exception's text). The API key never appears in the message.
+        """
+        if status is None and isinstance(getattr(exc, "status_code", None), int):
+            status = exc.status_code  # type: ignore[attr-defined]
+        text = _status_message(self, exc, status, detail) if status is not None else _transport_message(self, exc)
+        return self._redact(text)
+
+    def _redact(self, text: str) -> str:
+        for var in self.key_env:
+            secret = self.env.get(var) or ""
+            if len(secret) >= 4:
+                text = text.replace(secret, "***")
+        return text
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and its causes, outermost first (an SDK error wraps httpx's, which wraps the OS error)."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        cur = todo.pop(0)
+        if id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        yield cur
+        # httpcore wraps the OS error in its args and re-raises with the context suppressed: follow both
+        todo += [e for e in (cur.__cause__, cur.__context__, *cur.args) if isinstance(e, BaseException)]
+
+
+def _request_of(exc: BaseException) -> str:
+    """`METHOD URL` of the request that failed, when an exception in the chain carries it."""
+    for err in _chain(exc):
+        for holder in (err, getattr(err, "response", None)):
+            try:  # httpx raises RuntimeError from `.request` when none was set
+                request = getattr(holder, "request", None)
+            except RuntimeError:
+                request = None
+            if request is not None and getattr(request, "method", None) and getattr(request, "url", None):
+                return f"{request.method} {request.url}"
+    return ""
+
+
+def _server_said(exc: BaseException) -> str:
+    """The message in an error body (`{"error": {"message": ...}}`, OpenAI and Anthropic SDKs), else the text."""
+    body = getattr(exc, "body", None)
+    error = body.get("error", body) if isinstance(body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return str(message) if message else str(getattr(exc, "message", None) or exc)
+
+
+def _status_message(rt: Runtime, exc: BaseException, status: int, detail: str | None) -> str:
+    detail = _server_said(exc) if detail is None else detail
+    request, source = _request_of(exc), rt.url_source()
+    where = f"{request}, base URL {source}" if request else f"at {rt.base_url()}, {source}"
+    text = f"HTTP {status}: {detail} ({where})"
+    if status in (401, 403) and not rt.key_env:  # a server that takes no key: a proxy in front of it wants one
+        return f"{text}: {rt.base_url()} refused the call; is {rt.base_url_env or 'the URL'} the server itself?"
+    if status in (401, 403):
+        key = next((k for k in rt.key_env if rt.env.get(k)), " or ".join(rt.key_env))
+        if rt.placeholder_key is not None and rt.env.get(key) == rt.placeholder_key:
+            return f"{text}: no key is set and {rt.base_url()} asks for one; set {key}"
+        fix = f"check the key, and that {rt.base_url_env} points at the server the key is for" if \
+            rt.base_url_env and rt.env.get(rt.base_url_env) else "check the key (a typo, a revoked key, another project's)"
+        return f"{text}: the key in {key} was refused by {rt.base_url()}; {fix}"
+    if status == 404 and rt.base_url_env and rt.env.get(rt.base_url_env) and rt.not_found_hint:
+        return f"{text}: {rt.not_found_hint} ({rt.base_url_env}={rt.base_url()})"
+    return text
+
+
+def _transport_message(rt: Runtime, exc: BaseException) -> str:
+    var, url, source = rt.base_url_env, rt.base_url(), rt.url_source()
+    from_var = bool(var and rt.env.get(var))
+    fix = rt.unreachable_fix or (f"start the server or fix {var}" if from_var
+                                 else "check the network (a firewall or proxy may block it)")
+    chain = list(_chain(exc))
+    if any(isinstance(e, ssl.SSLError) for e in chain):
+        reason = next(str(e) for e in chain if isinstance(e, ssl.SSLError))
+        return (f"TLS with {url} ({source}) failed: {reason}; a server that speaks plain HTTP needs an http:// URL"
+                f"{f' in {var}' if var else ''}, a private certificate authority needs SSL_CERT_FILE")
+    if any(isinstance(e, socket.gaierror) for e in chain):
+        hint = f"check the host name in {var}" if from_var else "check the network's DNS (offline?)"
+        return f"cannot resolve the host of {url} ({source}): {hint}"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return f"nothing listens at {url} ({source}): {fix}"
+    if any(isinstance(e, TimeoutError) or "Timeout" in type(e).__name__ for e in chain):
+        return (f"no answer from {url} ({source}) in time ({type(exc).__name__}): the server is overloaded or "
+                f"unreachable; try again later, or {fix}")
+    causes = "; ".join(dict.fromkeys(f"{type(e).__name__}: {e}" for e in chain))
+    return f"cannot reach {url} ({source}): {causes}; {fix}"
 
 
 class BatchRuntime(Runtime):

@@ -56,6 +56,11 @@ class GeminiRuntime(BatchRuntime):
     name = "gemini"
     line_id_field = "key"
     key_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    base_url_env = "GOOGLE_GEMINI_BASE_URL"
+    default_base_url = "https://generativelanguage.googleapis.com/"
+    # the SDK adds the api_version (v1beta, where the Batch API lives) and the method path itself
+    not_found_hint = ("GOOGLE_GEMINI_BASE_URL is the server's root, without /v1beta (the SDK adds /v1beta/models/..., "
+                      "/v1beta/batches/... to it)")
     # The API caps a batchGenerateContent request, inline requests included, at 20 MB; half of it leaves room
     # for the JSON wrapping of each request, and a bigger job file is uploaded instead (file mode, up to 2 GB).
     INLINE_MAX_BYTES: ClassVar[int] = 10 * 1024 * 1024
@@ -88,10 +93,11 @@ class GeminiRuntime(BatchRuntime):
         try:
             return fn(*args, **kwargs)
         except self._errors as exc:
+            message = f"{what} failed: {self.explain(exc, *_status_detail(exc))}"
             if isinstance(exc, self._api_error) and (getattr(exc, "code", None) in CAPACITY_STATUSES
                                                      or getattr(exc, "status", None) in CAPACITY_STATUS_NAMES):
-                raise QuotaRefused(self.name, f"{what} failed: {exc}", job.name, _retry_delay(exc)) from None
-            raise RuntimeFailure(self.name, f"{what} failed: {exc}", job.name) from None
+                raise QuotaRefused(self.name, message, job.name, _retry_delay(exc)) from None
+            raise RuntimeFailure(self.name, message, job.name) from None
 
     def _rest(self, path: str) -> dict[str, Any]:
         """GET `path` (under /v1beta/) as raw JSON, through the SDK's client: its auth, base URL and retries."""
@@ -226,6 +232,15 @@ def _error_kind(error: dict[str, Any]) -> str:
     if status:
         return STATUS_KINDS.get(str(status), "invalid_request")
     return http_error_kind(code)
+
+
+def _status_detail(exc: Any) -> tuple[int | None, str | None]:
+    """(HTTP status, what the server said) of a `google.genai` APIError; (None, None) for a transport error."""
+    code = getattr(exc, "code", None)
+    if not isinstance(code, int):
+        return None, None
+    status = getattr(exc, "status", None)
+    return code, f"{status or ''} {getattr(exc, 'message', '') or ''}".strip() or str(exc)
 
 
 def _retry_delay(exc: Any) -> float | None:

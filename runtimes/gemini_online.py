@@ -13,13 +13,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from .base import VendorOnlineRuntime, model_name
-from .gemini import GeminiRuntime, _error_kind, _retry_delay
+from .gemini import GeminiRuntime, _error_kind, _retry_delay, _status_detail
 
 
 class GeminiOnlineRuntime(VendorOnlineRuntime):
     name = "gemini"
     key_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
     batch_class = GeminiRuntime
+    base_url_env, default_base_url = GeminiRuntime.base_url_env, GeminiRuntime.default_base_url
+    not_found_hint = GeminiRuntime.not_found_hint
 
     def __init__(self, env: Mapping[str, str] | None = None, **options: Any):
         super().__init__(env, **options)
@@ -54,11 +56,11 @@ class GeminiOnlineRuntime(VendorOnlineRuntime):
         if isinstance(exc, self._api_error):
             code, status = getattr(exc, "code", None), getattr(exc, "status", None)
             kind = _error_kind({"code": code, "status": status})
-            return kind, f"HTTP {code}: {status or ''} {getattr(exc, 'message', '') or exc}".strip(), _retry_delay(exc)
+            return kind, self.explain(exc, *_status_detail(exc)), _retry_delay(exc)
         if isinstance(exc, self._timeouts):
-            return "timeout", f"Gemini request timed out: {exc}", None
+            return "timeout", self.explain(exc), None
         if isinstance(exc, self._transport):
-            return "connection", f"Gemini: {type(exc).__name__}: {exc}", None
+            return "connection", self.explain(exc), None
         raise exc
 
 

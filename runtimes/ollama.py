@@ -27,6 +27,10 @@ def canonical(name: str) -> str:
 
 class OllamaRuntime(PooledRuntime):
     name = "ollama"
+    base_url_env, default_base_url = "OLLAMA_HOST", DEFAULT_HOST
+    not_found_hint = "OLLAMA_HOST is the server's root (e.g. http://gpu-box:11434), without /api"
+    unreachable_fix = ("start it with `ollama serve`, or set OLLAMA_HOST to where it listens, "
+                       "e.g. OLLAMA_HOST=http://gpu-box:11434")
 
     def __init__(self, env: Mapping[str, str] | None = None, *, schemas: Mapping[str, Any] | None = None,
                  timeout: float = 600.0, max_retries: int = 4, backoff: float = 0.5):
@@ -50,11 +54,9 @@ class OllamaRuntime(PooledRuntime):
         try:
             listed = self.client.list()
         except (ConnectionError, self._httpx.TransportError) as exc:
-            raise RuntimeFailure(self.name, f"Ollama is not reachable at {self.host} ({type(exc).__name__}); "
-                                 "start it with `ollama serve`, or set OLLAMA_HOST to where it listens, "
-                                 "e.g. OLLAMA_HOST=http://gpu-box:11434") from None
+            raise RuntimeFailure(self.name, f"Ollama is not reachable: {self.explain(exc)}") from None
         except self._ollama.ResponseError as exc:
-            raise RuntimeFailure(self.name, f"listing models at {self.host} failed: {exc}") from None
+            raise RuntimeFailure(self.name, f"listing models failed: {self.explain(exc, detail=exc.error)}") from None
         have = {canonical(m.model) for m in listed.models if m.model}
         missing = sorted({name for name in map(model_name, models) if canonical(name) not in have})
         if missing:
@@ -97,13 +99,13 @@ class OllamaRuntime(PooledRuntime):
         name = model_name(str(request["model"]))
         if isinstance(exc, self._ollama.ResponseError):
             kind = http_error_kind(exc.status_code)
-            hint = f"; run `ollama pull {name}`" if kind == "not_found" else ""
-            return kind, f"HTTP {exc.status_code}: {exc.error}{hint}", None
+            if kind == "not_found" and "model" in str(exc.error).lower():  # not pulled, not a wrong path
+                return kind, f"HTTP {exc.status_code}: {exc.error}; run `ollama pull {name}`", None
+            return kind, self.explain(exc, detail=exc.error), None
         if isinstance(exc, self._httpx.TimeoutException):
-            return ("connection" if isinstance(exc, self._httpx.ConnectTimeout) else "timeout"), \
-                f"{type(exc).__name__} talking to Ollama at {self.host}: {exc}", None
+            return ("connection" if isinstance(exc, self._httpx.ConnectTimeout) else "timeout"), self.explain(exc), None
         if isinstance(exc, (ConnectionError, self._httpx.TransportError)):
-            return "connection", f"Ollama at {self.host}: {type(exc).__name__}: {exc}", None
+            return "connection", self.explain(exc), None
         raise exc
 
     def _normalize(self, rid: str, model: str, response: ollama.ChatResponse, limit: Any) -> dict[str, Any]:

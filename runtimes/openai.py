@@ -37,6 +37,10 @@ BILLING_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
 class OpenAIRuntime(BatchRuntime):
     name = "openai"
     key_env = ("OPENAI_API_KEY",)
+    base_url_env = "OPENAI_BASE_URL"
+    default_base_url = "https://api.openai.com/v1"
+    # the SDK appends /files, /batches, /chat/completions to the base URL, so the /v1 belongs in it
+    not_found_hint = "does OPENAI_BASE_URL end in /v1? (the SDK adds /files, /batches, /chat/completions to it)"
 
     def __init__(self, env: dict[str, str] | None = None):
         super().__init__(env)
@@ -51,12 +55,12 @@ class OpenAIRuntime(BatchRuntime):
         try:
             return fn(*args, **kwargs)
         except self._openai.APIStatusError as exc:
+            message = f"{what} failed: {self.explain(exc, exc.status_code)}"
             if exc.status_code in CAPACITY_STATUSES and exc.code not in BILLING_CODES:
-                raise QuotaRefused(self.name, f"{what} failed: {exc}", job.name,
-                                   retry_after_seconds(exc.response.headers)) from None
-            raise RuntimeFailure(self.name, f"{what} failed: {exc}", job.name) from None
+                raise QuotaRefused(self.name, message, job.name, retry_after_seconds(exc.response.headers)) from None
+            raise RuntimeFailure(self.name, message, job.name) from None
         except self._openai.OpenAIError as exc:
-            raise RuntimeFailure(self.name, f"{what} failed: {exc}", job.name) from None
+            raise RuntimeFailure(self.name, f"{what} failed: {self.explain(exc)}", job.name) from None
 
     def create(self, job: Job, path: Path) -> str:
         if "input_file_id" not in job.vendor:

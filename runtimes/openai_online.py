@@ -21,7 +21,10 @@ NO_KEY = "no-key"  # sent to an OpenAI-compatible server at OPENAI_BASE_URL when
 class OpenAIOnlineRuntime(VendorOnlineRuntime):
     name = "openai"
     key_env = ("OPENAI_API_KEY",)
+    placeholder_key = NO_KEY
     batch_class = OpenAIRuntime
+    base_url_env, default_base_url = OpenAIRuntime.base_url_env, OpenAIRuntime.default_base_url
+    not_found_hint = OpenAIRuntime.not_found_hint
 
     def __init__(self, env: Mapping[str, str] | None = None, **options: Any):
         env = dict(os.environ if env is None else env)
@@ -46,11 +49,11 @@ class OpenAIOnlineRuntime(VendorOnlineRuntime):
             # an exhausted credit balance comes as a 429 too, and does not clear by waiting
             kind = "auth" if exc.code in BILLING_CODES else http_error_kind(status)
             wait = retry_after_seconds(exc.response.headers) if status in CAPACITY_STATUSES or status >= 500 else None
-            return kind, f"HTTP {status}: {exc.message}", wait
+            return kind, self.explain(exc, status), wait
         if isinstance(exc, self._openai.APITimeoutError):
-            return "timeout", f"OpenAI request timed out: {exc}", None
+            return "timeout", self.explain(exc), None
         if isinstance(exc, self._openai.APIConnectionError):
-            return "connection", f"OpenAI at {self.client.base_url}: {exc}", None
+            return "connection", self.explain(exc), None
         raise exc
 
 
