@@ -7,6 +7,7 @@ with its field path so the loader can point at the YAML line.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
 from collections.abc import Callable, Iterator
@@ -25,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from .errors import SpecError
+
 SPEC_FORMAT_VERSION = 1
 KNOWN_RUNTIMES = ("openai", "anthropic", "gemini", "ollama", "local")
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
@@ -33,8 +36,28 @@ REASONING_PARAMS = ("reasoning_effort", "thinking_budget")  # generation keys th
 NonEmptyStr = Annotated[str, Field(min_length=1)]
 
 
+@contextlib.contextmanager
+def _python_errors(model: type[BaseModel], data: dict[str, Any]) -> Iterator[None]:
+    """A config built in Python fails as a spec file does: a located SpecError (field path, did-you-mean), not
+    pydantic's raw ValidationError dump."""
+    try:
+        yield
+    except ValidationError as exc:
+        from .loader import LineMap, validation_issues
+
+        raise SpecError(validation_issues(exc, data, model, LineMap(f"{model.__name__}(...)"))) from None
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __init__(self, /, **data: Any) -> None:
+        with _python_errors(type(self), data):
+            super().__init__(**data)
+
+    # Python construction only: `model_validate` (YAML specs, nested values) keeps pydantic's errors, which the
+    # loader locates by line
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
 
 
 class GenerationConfig(_Model):
@@ -193,7 +216,8 @@ class DatasetConfigBase(_Model):
         # Python construction only (YAML/JSON specs go through `model_validate`, which keeps `name` and
         # `models` required): the original datafast's configs take neither, the providers given to
         # `generate()` name the models and the output file names the dataset.
-        data = self._original_fields(data)
+        with _python_errors(type(self), data):
+            data = self._original_fields(data)
         if "name" not in data:
             data["name"] = name_from_output_file(data.get("output_file") or self.DEFAULT_OUTPUT_FILE)
         if "models" not in data and "models" in type(self).model_fields:
@@ -509,8 +533,9 @@ class GenericPipelineDatasetConfig(_SingleStage):
     def __init__(self, /, **data: Any) -> None:
         skip = data.pop("skip_function", None)
         if skip is not None and not callable(skip):
-            _fail("skip_function", skip, "skip_function must be a callable taking a source row (a dict) and "
-                                         "returning True to skip it")
+            with _python_errors(type(self), {"skip_function": skip}):
+                _fail("skip_function", skip, "skip_function must be a callable taking a source row (a dict) and "
+                                             "returning True to skip it")
         super().__init__(**data)
         self._skip_function = skip
 

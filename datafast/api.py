@@ -10,6 +10,7 @@ from datafast.compiler.build import CompileResult, Prepared, prepare
 from datafast.compiler.build import plan as _plan
 from datafast.compiler.errors import SpecError
 from datafast.compiler.jobs import JobFileError
+from datafast.compiler.loader import LineMap, validate_data
 from datafast.compiler.pricing import PriceTable
 from datafast.compiler.spec import DatasetConfigBase
 from datafast.compiler.vendors.base import RenderError, UnsupportedFeature
@@ -24,8 +25,15 @@ def default_out_dir(spec: DatasetConfigBase) -> Path:
     return Path("build") / spec.name
 
 
+def _prepare(spec: DatasetConfigBase | Mapping[str, Any] | str | Path) -> Prepared:
+    """`prepare`, also for a spec given as a mapping (a YAML spec's content), validated as a spec file is."""
+    if isinstance(spec, (DatasetConfigBase, str, Path)):
+        return prepare(spec)
+    return prepare(validate_data(dict(spec) if isinstance(spec, Mapping) else spec, LineMap(None)))
+
+
 def compile(
-    spec_or_path: DatasetConfigBase | str | Path,
+    spec_or_path: DatasetConfigBase | Mapping[str, Any] | str | Path,
     out_dir: str | Path | None = None,
     *,
     strict: bool = False,
@@ -37,7 +45,8 @@ def compile(
     Later stages of multi-stage types are compiled by `submit`/`run` once the stages they read are answered.
 
     Args:
-        spec_or_path: a config object (e.g. `ClassificationDatasetConfig(...)`) or a YAML/JSON spec path.
+        spec_or_path: a config object (e.g. `ClassificationDatasetConfig(...)`), a YAML/JSON spec path, or a
+            spec's content as a mapping (`{"datafast": 1, "type": ..., ...}`).
         out_dir: output directory; created if needed. Runtime state already in it is kept.
         strict: make vendor warnings (schema keywords a vendor cannot enforce) errors.
         prices: a price table file merged over the built-in one.
@@ -56,7 +65,7 @@ def compile(
         ...     models=["openai:gpt-4.1-mini"])
         >>> result = datafast.compile(spec, "build/sentiment")  # doctest: +SKIP
     """
-    prepared = prepare(spec_or_path)
+    prepared = _prepare(spec_or_path)
     target = Path(out_dir) if out_dir is not None else default_out_dir(prepared.spec)
     try:
         result = OutputDir(target).write_first_stage(prepared, prices=PriceTable.load(prices), strict=strict,
@@ -80,9 +89,10 @@ def _vendor_spec_error(prepared: Prepared, exc: Exception, strict: bool) -> Spec
     return SpecError([prepared.lines.issue(path, f"{exc}{hint}")])
 
 
-def plan(spec_or_path: DatasetConfigBase | str | Path, *, prices: str | Path | None = None) -> dict[str, Any]:
+def plan(spec_or_path: DatasetConfigBase | Mapping[str, Any] | str | Path, *,
+         prices: str | Path | None = None) -> dict[str, Any]:
     """Requests per stage/model/language/class with token and cost estimates; writes nothing."""
-    prepared = prepare(spec_or_path)
+    prepared = _prepare(spec_or_path)
     try:
         return _plan(prepared, PriceTable.load(prices))
     except UnsupportedFeature as exc:  # what a vendor refuses outright, as compile reports it

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from datafast.compiler.errors import SpecError
 from tests.emulators import Emulator
 
 
@@ -311,14 +312,14 @@ def test_original_field_names_map_to_ours_in_python(tmp_path, monkeypatch):
     (lambda c: c.GenericPipelineDatasetConfig(local_file_path="d.csv", input_columns=["a"], output_columns=["b"],
                                               prompts=["{a}"], skip_function="label-1"), "skip_function", "callable"),
     (lambda c: c.RawDatasetConfig(document_types=["x"], topics=["y"], hf_dataset_name="org/d"), "hf_dataset_name",
-     "Extra inputs"),
+     "unknown key 'hf_dataset_name'"),
 ])
 def test_original_fields_that_cannot_apply_are_clear_errors(build, field, message):
     import datafast.schema.config as c
 
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(SpecError) as info:  # located, as a spec file's mistakes are; not pydantic's dump
         build(c)
-    assert info.value.errors()[0]["loc"][0] == field
+    assert info.value.issues[0].field == field
     assert message in str(info.value)
 
 
