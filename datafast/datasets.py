@@ -116,13 +116,19 @@ def _env(providers: list[LLMProvider]) -> dict[str, str]:
 def _check_runtimes(providers: list[LLMProvider], env: Mapping[str, str]) -> None:
     """Fail (RuntimeConfigError) before anything is sent: a key missing, a runtime not installed, a model
     Ollama does not serve or the embedded runtime cannot load."""
-    from datafast.runtimes import online_runtime_class, runtime_class
+    from datafast.runtimes import RuntimeConfigError, online_runtime_class, runtime_class
+    from datafast.runtimes.base import MissingKey
 
     by_runtime: dict[tuple[str, bool], set[str]] = defaultdict(set)
+    classes = {provider.runtime: type(provider).__name__ for provider in providers}
     for provider in providers:
         by_runtime[provider.runtime, provider.mode == "online"].add(provider.model)
     for (runtime, online), names in sorted(by_runtime.items()):
-        adapter = (online_runtime_class if online else runtime_class)(runtime)(env)
+        try:
+            adapter = (online_runtime_class if online else runtime_class)(runtime)(env)
+        except MissingKey as exc:  # in Python, the provider takes the key too
+            raise RuntimeConfigError(runtime, f"no API key: pass api_key=... to {classes[runtime]}(...), or set "
+                                     f"{' or '.join(exc.key_env)} in the environment") from None
         check = getattr(adapter, "check_models", None)
         if check is not None:
             check(sorted(names))

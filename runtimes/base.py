@@ -40,6 +40,14 @@ class RuntimeConfigError(RuntimeFailure):
     """Missing key, unknown runtime, missing extra: bad input, reported before anything is sent. Exit 2."""
 
 
+class MissingKey(RuntimeConfigError):
+    """None of the runtime's key variables (`key_env`) is set."""
+
+    def __init__(self, runtime: str, key_env: tuple[str, ...]):
+        super().__init__(runtime, f"no API key: set {' or '.join(key_env)} in the environment")
+        self.key_env = key_env
+
+
 class QuotaRefused(RuntimeFailure):
     """The vendor refused a batch creation for quota or capacity (HTTP 429, 503, 529, RESOURCE_EXHAUSTED) after
     the SDK's own retries: nothing was created, and the same creation may succeed later.
@@ -173,7 +181,7 @@ class Runtime(ABC):
     def __init__(self, env: Mapping[str, str] | None = None):
         self.env = dict(os.environ if env is None else env)
         if self.key_env and not any(self.env.get(k) for k in self.key_env):
-            raise RuntimeConfigError(self.name, f"no API key: set {' or '.join(self.key_env)} in the environment")
+            raise MissingKey(self.name, self.key_env)
 
     def key(self) -> str:
         return next(self.env[k] for k in self.key_env if self.env.get(k))
