@@ -240,7 +240,7 @@ def collect_to(out_dir: str | Path, output: str | Path | None = None, prices: st
     od = OutputDir.open(out_dir)
     target = Path(output) if output is not None else od.dataset_path
     if target.suffix not in FORMATS:
-        raise BadInput(f"{target}: output must end in {' or '.join(FORMATS)} (-o names the dataset file; the "
+        raise BadInput(f"{target}: output must end in {', '.join(FORMATS[:-1])} or {FORMATS[-1]} (-o names the dataset file; the "
                        "output dir is the DIR argument)")
     with od.lock(on_wait=log.warning):
         return _collect(od, target, prices)

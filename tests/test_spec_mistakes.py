@@ -469,7 +469,7 @@ def test_collect_o_names_the_dataset_file(write_spec, cli, tmp_path):
     assert cli("compile", spec_with(write_spec, "[openai:gpt-4.1-mini]"), "-o", out).exit_code == 0
     result = cli("collect", out, "-o", tmp_path / "dataset")
     assert result.exit_code == 2
-    assert "output must end in .jsonl or .parquet (-o names the dataset file; the output dir is the DIR argument)" \
+    assert "output must end in .jsonl, .parquet or .csv (-o names the dataset file; the output dir is the DIR argument)" \
         in result.stderr
     ok = cli("collect", out, "-o", tmp_path / "dataset.jsonl")
     assert ok.exit_code == 0, ok.stderr
