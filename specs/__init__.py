@@ -1,0 +1,1 @@
+"""The example specs (`datafast init` copies them); each compiles in CI."""
