@@ -104,7 +104,7 @@ def submit(out_dir: str | Path, *, wait: bool = False, poll_interval: float = 30
     """Advance a compiled output dir: send what has no result yet, compile and send each later stage once
     its inputs are complete; with `wait`, until every stage is done. See `datafast submit --help`.
 
-    Returns a `SubmitReport` (requests done, pending, failed for good, live jobs, and each stage).
+    Returns a `SubmitReport` (requests = ok + in_flight + failed + to_send, live jobs, and each stage).
     """
     from .pipeline import advance
 

@@ -184,7 +184,7 @@ def render_plan(summary: dict[str, Any]) -> str:
     lines = [f"{summary['name']} ({summary['type']}): {len(stages)} stage(s) in {summary['rounds']} batch round(s); "
              f"first stage {summary['stage']}: {counts['requests']:,} requests", ""]
     # the per-stage table below replaces counts["by_stage"]; these counts are the first stage's
-    for title, key in (("model", "by_model"), ("language", "by_language"), ("class/topic", "by_label")):
+    for title, key in (("model", "by_model"), ("language", "by_language"), ("label", "by_label")):
         if key in counts:
             lines.append(f"{summary['stage']} requests by {title}:")
             lines += [f"  {name or '-':<40} {n:>10,}" for name, n in counts[key].items()]
@@ -247,7 +247,7 @@ def _progress(message: str) -> None:
 @click.argument("out_dir", type=OUT_DIR)
 @click.option("--wait", is_flag=True, help="Poll until every job ended, then fetch the results.")
 @click.option("--poll-interval", type=click.FloatRange(min=0), default=30.0, show_default=True, help="Seconds.")
-@click.option("--retry-failed", is_flag=True, help="Also resend requests that failed for good (truncated, invalid...).")
+@click.option("--retry-failed", is_flag=True, help="Also resend the failed requests (terminal errors: truncated, invalid...; or out of attempts).")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="With --retry-failed: a new output-token limit.")
 @click.option("--concurrency", type=click.IntRange(min=1), help="Parallel requests for online runtimes.")
 @click.option("--online", is_flag=True,
@@ -268,9 +268,21 @@ def submit_cmd(out_dir: str, wait: bool, poll_interval: float, retry_failed: boo
     report = advance(out_dir, wait=wait, poll_interval=poll_interval, retry_failed=retry_failed,
                      max_tokens=max_tokens, concurrency=concurrency, on_progress=_progress, display=_display(),
                      online=online, max_cost=max_cost)
-    click.echo(f"{out_dir}: {report.done:,} done, {report.pending:,} pending, {report.given_up:,} failed "
-               f"for good, {report.live_jobs} live job(s)"
-               + (f"; stages not compiled yet: {', '.join(report.waiting)}" if report.waiting else ""))
+    click.echo(f"{out_dir}: " + render_counts(report.counts()))
+
+
+def render_counts(c: dict[str, Any]) -> str:
+    """The summary of `status` and `submit`, a sum that adds up: requests = ok + in flight + failed + to send,
+    over the current manifests; then stale results (an earlier compile's) and stages not compiled, if any."""
+    jobs = c["live_jobs"]
+    text = (f"{c['requests']:,} requests = {c['ok']:,} ok + {c['in_flight']:,} in flight ({jobs} live "
+            f"job{'s' if jobs != 1 else ''}) + {c['failed']:,} failed + {c['to_send']:,} to send")
+    if c["waiting"]:
+        text += f"; stages not compiled yet: {', '.join(c['waiting'])}"
+    if c["stale_results"]:
+        text += (f"\n{c['stale_results']:,} stale results: stored results whose ids are in no current manifest "
+                 "(an earlier compile's), not counted above")
+    return text
 
 
 @main.command("status")
@@ -278,27 +290,35 @@ def submit_cmd(out_dir: str, wait: bool, poll_interval: float, retry_failed: boo
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_runtime_errors
 def status_cmd(out_dir: str, as_json: bool) -> None:
-    """Show every stage and job of OUT_DIR with request counts (polls live jobs once)."""
+    """Show every stage and job of OUT_DIR with request counts (polls live jobs once).
+
+    Needs no key and no network: what cannot be polled is said, and the recorded state is shown.
+    """
     from .pipeline import status
 
     info = status(out_dir)
     if as_json:
         click.echo(json.dumps(info, indent=2, ensure_ascii=False))
         return
-    click.echo(f"{info['requests']:,} requests: {info['ok']:,} ok, {info['failed']:,} failed for good, "
-               f"{info['in_flight']:,} in flight, {info['to_send']:,} to send")
+    click.echo(render_counts(info))
     if len(info["stages"]) > 1:
-        click.echo(f"  {'stage':<16} {'requests':>9} {'done':>9} {'failed':>9} {'pending':>9}")
+        click.echo(f"  {'stage':<16} {'requests':>9} {'ok':>9} {'in flight':>9} {'failed':>9} {'to send':>9}")
         for st in info["stages"]:
             if st["compiled"]:
-                click.echo(f"  {st['stage']:<16} {st['requests']:>9,} {st['done']:>9,} {st['failed']:>9,} "
-                           f"{st['pending']:>9,}")
+                click.echo(f"  {st['stage']:<16} {st['requests']:>9,} {st['ok']:>9,} {st['in_flight']:>9,} "
+                           f"{st['failed']:>9,} {st['to_send']:>9,}")
             else:
                 waiting = ", ".join(st["waiting_for"])
                 click.echo(f"  {st['stage']:<16} not compiled: "
                            + (f"waits for {waiting}" if waiting else "ready: the next submit compiles it"))
+    if info["jobs"]:
+        click.echo(f"  {'job':<50} {'status':<10} {'requests':>8} vendor id")
     for job in info["jobs"]:
         click.echo(f"  {job['name']:<50} {job['status']:<10} {job['requests']:>8,} {job['vendor_id'] or ''}")
+    for runtime, why in sorted(info["not_polled"].items()):
+        click.echo(f"{runtime}: not polled: {why} (counts above are as last recorded)")
+    if info.get("note"):
+        click.echo(info["note"])
 
 
 @main.command("cancel")
@@ -356,7 +376,7 @@ def render_collect(r: dict[str, Any]) -> str:
                      + (f" ({broken})" if broken else "") + f" + {it['pending']:,} pending")
     lines.append(f"{r['rows']:,} rows -> {r['output']}")
     if r["rows_by_label"]:
-        lines.append("rows by class/topic: " + ", ".join(f"{k} {v:,}" for k, v in r["rows_by_label"].items()))
+        lines.append("rows by label: " + ", ".join(f"{k} {v:,}" for k, v in r["rows_by_label"].items()))
     if r["rejected"]:
         lines.append(f"rejected ({r['rejects']}): " + ", ".join(f"{k} {v:,}" for k, v in r["reasons"].items()))
     if r["unwrapped"]:

@@ -13,8 +13,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from datafast.compiler.pricing import PriceTable
 from datafast.compiler.stages import Row
@@ -71,6 +74,7 @@ class Survey:
     stages: list[StageView]
     plan: Plan
     compiled_now: list[str] = field(default_factory=list)
+    stale_results: int = 0  # request ids with a stored result that are in no current manifest (an earlier compile's)
 
     @property
     def manifests(self) -> list[Manifest]:
@@ -99,6 +103,7 @@ def survey(od: OutputDir, *, compile_ready: bool, retry_failed: Callable[[str], 
     compiled_now: list[str] = []
     rows: dict[str, list[Row]] = {}
     with contextlib.nullcontext(index) if index is not None else od.store.index() as index:
+        seen = np.zeros(len(index.keys), dtype=bool)
         def rows_of(stage: str) -> list[Row]:
             if stage not in rows:
                 manifest = views[stage].manifest
@@ -129,10 +134,11 @@ def survey(od: OutputDir, *, compile_ready: bool, retry_failed: Callable[[str], 
             assert manifest is not None
             view.manifest = manifest
             stage_plan = plan_round(od, [manifest], index, in_flight, retry_failed=retry_failed,
-                                    max_attempts=max_attempts, online=online)
+                                    max_attempts=max_attempts, online=online, seen=seen)
             view.counts = stage_plan.stages[info.name]
             _merge(plan, stage_plan)
-    return Survey(list(views.values()), plan, compiled_now)
+        stale = int(len(seen) - np.count_nonzero(seen))
+    return Survey(list(views.values()), plan, compiled_now, stale)
 
 
 def _merge(into: Plan, other: Plan) -> None:
@@ -145,26 +151,52 @@ def _merge(into: Plan, other: Plan) -> None:
 
 @dataclass
 class SubmitReport:
-    """Where a submit left the run. Counts are over compiled stages; `waiting` lists stages not compiled yet."""
+    """Where a submit left the run, over the compiled stages: requests == ok + in_flight + failed + to_send
+    (`pending` = in_flight + to_send). `waiting` lists stages not compiled yet; `stale_results` counts stored
+    results of no current manifest (an earlier compile's), never added in."""
 
-    done: int
-    pending: int
-    given_up: int
+    requests: int
+    ok: int
+    in_flight: int
+    failed: int  # terminal errors, or retryable ones out of attempts: resent only by --retry-failed
+    to_send: int
     live_jobs: int
     stages: list[dict[str, Any]] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
+    stale_results: int = 0
+
+    @property
+    def pending(self) -> int:
+        return self.in_flight + self.to_send
 
     @property
     def finished(self) -> bool:
         return self.pending == 0 and not self.waiting and self.live_jobs == 0
 
+    # the names before issue 14, for callers of the Python API
+    @property
+    def done(self) -> int:
+        return self.ok
+
+    @property
+    def given_up(self) -> int:
+        return self.failed
+
+    def counts(self) -> dict[str, Any]:
+        """The summary counts under the names `status --json` and the CLI use."""
+        return {"requests": self.requests, "ok": self.ok, "in_flight": self.in_flight, "failed": self.failed,
+                "to_send": self.to_send, "pending": self.pending, "live_jobs": self.live_jobs,
+                "stale_results": self.stale_results, "waiting": list(self.waiting)}
+
 
 def _report(sv: Survey, live_jobs: int) -> SubmitReport:
     counts = [v.counts for v in sv.stages if v.counts is not None]
     return SubmitReport(
-        done=sum(c.done for c in counts), pending=sum(c.pending for c in counts),
-        given_up=sum(c.failed for c in counts), live_jobs=live_jobs,
-        stages=[v.as_dict() for v in sv.stages], waiting=[v.name for v in sv.stages if v.manifest is None])
+        requests=sum(c.requests for c in counts), ok=sum(c.ok for c in counts),
+        in_flight=sum(c.in_flight for c in counts), failed=sum(c.failed for c in counts),
+        to_send=sum(c.to_send for c in counts), live_jobs=live_jobs,
+        stages=[v.as_dict() for v in sv.stages], waiting=[v.name for v in sv.stages if v.manifest is None],
+        stale_results=sv.stale_results)
 
 
 def advance(out_dir: str | Path, *, wait: bool = False, poll_interval: float = 30.0, retry_failed: bool = False,
@@ -177,7 +209,7 @@ def advance(out_dir: str | Path, *, wait: bool = False, poll_interval: float = 3
     Each round: settle jobs a kill left half-created, compile every later stage whose inputs are complete,
     send every request of every compiled stage that has no result (or a retryable one), poll. Without
     `wait` it returns as soon as a batch job is still running; online runtimes finish within the call.
-    `retry_failed` resends the requests that failed for good, once (with `max_tokens`: a new output limit).
+    `retry_failed` resends the failed requests (terminal errors, or out of attempts) once (with `max_tokens`: a new output limit).
     `online` sends every request online (batch runtimes through their online variant) rather than only those
     of the roles the spec's `online` key names. `max_cost` (default: the spec's `max_cost`) caps what the
     dir spends, in the price table's currency (datafast.budget).
@@ -267,34 +299,42 @@ def _jobs_signature(od: OutputDir) -> tuple[tuple[str, str], ...]:
 
 
 def status(out_dir: str | Path, env: dict[str, str] | None = None, refresh: bool = True) -> dict[str, Any]:
-    """Every stage (compiled or waiting, requests, done, failed, pending) and every job of an output dir.
+    """Every stage (compiled or waiting) and every job of an output dir, with counts that add up:
+    requests == ok + in_flight + failed + to_send, over the current manifests only (`stale_results`: stored
+    results whose ids are in none of them, from an earlier compile, never added in).
 
-    With `refresh`, live jobs are polled once (and fetched if ended); nothing is compiled or sent.
+    With `refresh`, live jobs are polled once (and fetched if ended); nothing is compiled or sent. A runtime
+    that cannot be polled (no key, no network) does not stop it: `not_polled` says which and why, and the
+    recorded state is reported.
     """
     od = OutputDir.open(out_dir)
     note = None
+    not_polled: dict[str, str] = {}
     if refresh and any(j.status in ("submitted", "ended") for j in od.state.live()):
         if od.is_locked():  # never wait, never write next to a running submit: show what it recorded
             note = f"{od.holder() or 'another datafast process'} is working on this dir: recorded state, not polled"
         else:
             with od.lock():
-                Submitter(od, env).poll_live(wait=False, poll_interval=0)
+                Submitter(od, env).poll_live(wait=False, poll_interval=0, unreachable=not_polled)
     sv = survey(od, compile_ready=False)
     report = _report(sv, len(od.state.live()))
-    counts = [v.counts for v in sv.stages if v.counts is not None]
     return {
-        "requests": sum(c.requests for c in counts),
-        "ok": report.done,
-        "failed": report.given_up,
-        "given_up": report.given_up,
-        "in_flight": sum(c.in_flight for c in counts),
-        "to_send": sum(c.to_send for c in counts),
+        **report.counts(),
+        "not_polled": not_polled,
         "stages": report.stages,
-        "jobs": [{"name": j.name, "runtime": j.runtime, "model": j.model, "stage": j.stage, "status": j.status,
-                  "vendor_id": j.vendor_id, "requests": j.requests, "attempt": j.attempt,
-                  **({"error": j.error} if j.error else {})} for j in od.state.jobs.values()],
+        "jobs": [_job_row(j) for j in od.state.jobs.values()],
         **({"note": note} if note else {}),
     }
+
+
+def _job_row(job: Any) -> dict[str, Any]:
+    """A job as `status` shows it: a live job whose cancel was asked for is `cancelling`."""
+    shown = "cancelling" if job.vendor.get("cancel_requested_at") and job.status in ("submitted", "ended") \
+        else job.status
+    return {"name": job.name, "runtime": job.runtime, "model": job.model, "stage": job.stage, "status": shown,
+            "vendor_id": job.vendor_id, "requests": job.requests, "attempt": job.attempt,
+            **({"vendor_status": job.vendor["status"]} if isinstance(job.vendor.get("status"), str) else {}),
+            **({"error": job.error} if job.error else {})}
 
 
 def plan_run(out_dir: str | Path, prices: PriceTable | None = None) -> dict[str, Any]:
@@ -357,6 +397,8 @@ def _cancel(od: OutputDir, sub: Submitter) -> list[str]:
     for job in od.state.live():
         if job.vendor_id and job.status == "submitted":
             sub.runtime(job.runtime).cancel(job)
+            job.vendor["cancel_requested_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")  # shown as cancelling until the vendor says cancelled
+            od.state.save()
             cancelled.append(job.name)
         elif job.status in ("prepared", "creating") and job.vendor_id is None:
             od.state.update(job, status="cancelled")

@@ -21,6 +21,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 from datafast.compiler.collect import RowBuilder, checked_result
@@ -37,7 +38,7 @@ from datafast.runtimes.store import ResultIndex, atomic_write
 
 from .logs import get_logger
 from .outdir import BadInput, JobFileRef, Manifest, NotCompiled, OutputDir
-from .progress import QUIET, Display
+from .progress import PLAIN_QUIET_MAX, QUIET, Display
 
 log = get_logger("submit")
 
@@ -59,10 +60,10 @@ def job_ids(job: Job, path: Path) -> list[str]:
 
 @dataclass
 class StageCounts:
-    """Where the requests of one compiled stage stand: requests == done + failed + in_flight + to_send."""
+    """Where the requests of one compiled stage stand: requests == ok + in_flight + failed + to_send."""
 
     requests: int = 0
-    done: int = 0  # an ok result
+    ok: int = 0  # an ok result
     failed: int = 0  # a terminal error, or a transient one that used up its attempts (not resent without --retry-failed)
     in_flight: int = 0  # carried by a live job
     to_send: int = 0
@@ -76,7 +77,7 @@ class StageCounts:
         return self.pending == 0
 
     def as_dict(self) -> dict[str, int]:
-        return {"requests": self.requests, "done": self.done, "failed": self.failed, "in_flight": self.in_flight,
+        return {"requests": self.requests, "ok": self.ok, "in_flight": self.in_flight, "failed": self.failed,
                 "to_send": self.to_send, "pending": self.pending}
 
 
@@ -100,7 +101,7 @@ def in_flight_ids(od: OutputDir) -> set[str]:
 
 def plan_round(od: OutputDir, manifests: Iterable[Manifest], index: ResultIndex, in_flight: set[str], *,
                retry_failed: Callable[[str], bool] | None = None, max_attempts: int = MAX_ATTEMPTS,
-               online: bool = False) -> Plan:
+               online: bool = False, seen: np.ndarray | None = None) -> Plan:
     """Which requests of the given stages still need sending: never one with an ok result or in a live job;
     a failed one if its error is retryable and it failed fewer than `max_attempts` times, or whatever its
     error when `retry_failed(id)` says so (`submit --retry-failed`).
@@ -108,6 +109,8 @@ def plan_round(od: OutputDir, manifests: Iterable[Manifest], index: ResultIndex,
     A request goes online when its runtime is online, or when it is wanted online (`online`: every request;
     the spec's `online` key: its stage's role) and its runtime has an online variant; else in a batch job.
     Either way it is sent once: a request in a live batch is in flight, one answered online is done.
+    `seen` (one flag per index position): the positions of these stages' results are set, so that what is left
+    unset are the stored results of no current manifest (stale: an earlier compile's).
     """
     plan = Plan()
     batch_of: dict[tuple[str, bool], bool] = {}
@@ -119,20 +122,23 @@ def plan_round(od: OutputDir, manifests: Iterable[Manifest], index: ResultIndex,
         for request in od.requests(manifest.stage):
             chunk.append(request)
             if len(chunk) == 4096:
-                _plan_chunk(plan, counts, chunk, index, in_flight, retry_failed, max_attempts, batch_of, wanted)
+                _plan_chunk(plan, counts, chunk, index, in_flight, retry_failed, max_attempts, batch_of, wanted, seen)
                 chunk = []
-        _plan_chunk(plan, counts, chunk, index, in_flight, retry_failed, max_attempts, batch_of, wanted)
+        _plan_chunk(plan, counts, chunk, index, in_flight, retry_failed, max_attempts, batch_of, wanted, seen)
     return plan
 
 
 def _plan_chunk(plan: Plan, counts: StageCounts, chunk: list[dict[str, Any]], index: ResultIndex,
                 in_flight: set[str], retry_failed: Callable[[str], bool] | None, max_attempts: int,
-                batch_of: dict[tuple[str, bool], bool], online: bool) -> None:
-    for request, pos in zip(chunk, index.positions([r["id"] for r in chunk]).tolist(), strict=True):
+                batch_of: dict[tuple[str, bool], bool], online: bool, seen: np.ndarray | None = None) -> None:
+    positions = index.positions([r["id"] for r in chunk])
+    if seen is not None and len(positions):
+        seen[positions[positions >= 0]] = True
+    for request, pos in zip(chunk, positions.tolist(), strict=True):
         rid, runtime = request["id"], request["model"].partition(":")[0]
         counts.requests += 1
         if pos >= 0 and index.ok[pos]:
-            counts.done += 1
+            counts.ok += 1
             continue
         if rid in in_flight:
             counts.in_flight += 1
@@ -149,6 +155,13 @@ def _plan_chunk(plan: Plan, counts: StageCounts, chunk: list[dict[str, Any]], in
             plan.batch[runtime].add(rid)
         else:
             plan.online[runtime].append(request)
+
+
+def _reason(exc: RuntimeFailure) -> str:
+    """A runtime failure's message without its `runtime[ job name]: ` prefix."""
+    text = str(exc)
+    prefix = f"{exc.runtime}{f' job {exc.job}' if exc.job else ''}: "
+    return text[len(prefix):] if text.startswith(prefix) else text
 
 
 def _lines(path: Path) -> Iterator[str]:
@@ -315,7 +328,8 @@ class Submitter:
                           error_message=f"no result in the vendor's files ({poll.vendor_status})")
                    for rid in wanted if rid not in got]
         n = self.od.store.write_batch(job.name, [*got.values(), *missing])
-        self.od.state.update(job, status="fetched")
+        # a cancelled batch stays "cancelled" in the job table; its unanswered requests are to send again
+        self.od.state.update(job, status="cancelled" if poll.cancelled else "fetched")
         ok = sum(1 for r in got.values() if r["status"] == "ok")
         self.progress(f"{job.runtime}: {job.name} {poll.vendor_status}: {ok:,} ok, {n - ok:,} failed")
 
@@ -324,20 +338,32 @@ class Submitter:
         self.od.store.write_batch(job.name, [result(i, job.runtime, job.model, error_kind=kind, error_message=message)
                                              for i in ids])
 
-    def poll_live(self, wait: bool, poll_interval: float) -> int:
+    def poll_live(self, wait: bool, poll_interval: float, unreachable: dict[str, str] | None = None) -> int:
         """Poll every live job once (fetching those that ended); with `wait`, until none is running.
 
-        Returns how many jobs ended (results stored) during the call.
+        With `unreachable`, a runtime that cannot be polled (no key, vendor unreachable) is noted there as
+        runtime -> why, and its other jobs are skipped, instead of raising (`status`: what is recorded is
+        shown all the same). Returns how many jobs ended (results stored) during the call.
         """
         started = time.monotonic()
         ended = 0
+        said: dict[str, tuple[tuple[int, ...], float]] = {}  # runtime -> (counts, when) of its last message
         while True:
-            live = [j for j in self.od.state.live() if j.status in ("submitted", "ended")]
+            live = [j for j in self.od.state.live() if j.status in ("submitted", "ended")
+                    and (unreachable is None or j.runtime not in unreachable)]
             if not live:
                 return ended
             totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
             for job in live:
-                poll = self.poll_and_fetch(job)
+                if unreachable is not None and job.runtime in unreachable:
+                    continue
+                try:
+                    poll = self.poll_and_fetch(job)
+                except RuntimeFailure as exc:
+                    if unreachable is None:
+                        raise
+                    unreachable[job.runtime] = _reason(exc)
+                    continue
                 if poll is not None:
                     ended += poll.state != "running"
                     t = totals[job.runtime]
@@ -352,7 +378,11 @@ class Submitter:
                 if self.display.enabled:
                     self.display.batch(runtime, done=done, failed=failed, total=total, jobs=len(jobs),
                                        elapsed=elapsed, next_poll=poll_interval)
-                else:
+                    continue
+                # as the display's plain lines: on change, or after PLAIN_QUIET_MAX without one
+                last, now = said.get(runtime), time.monotonic()
+                if last is None or last[0] != (done, failed, total) or now - last[1] >= PLAIN_QUIET_MAX:
+                    said[runtime] = ((done, failed, total), now)
                     self.progress(f"{runtime}: {done:,}/{total:,} done, {failed:,} failed, elapsed {elapsed:.0f}s")
             time.sleep(poll_interval)
 

@@ -111,9 +111,9 @@ def test_wrapped_answers_become_rows_and_rejected_ones_are_retried_in_a_later_st
     assert chosen["stage"] == "chosen" and chosen["failed"] == chosen["requests"] > 0  # status agrees with collect
     first = collect_to(out)
     assert first.stages["chosen"]["rejected"] == chosen["requests"] and first.items["rows"] == 0
-    assert report.given_up == chosen["requests"]
+    assert report.failed == chosen["requests"]
     again = advance(out, wait=True, retry_failed=True)
-    assert again.given_up == 0 and again.finished
+    assert again.failed == 0 and again.finished
     collected = collect_to(out)
     assert collected.items["rows"] == collected.items["items"] > 0
     assert sum(collected.unwrapped.values()) == collected.with_rows  # every answer came fenced

@@ -93,7 +93,7 @@ def test_every_request_online_end_to_end(tmp_path, vendor):
     runtime, emu, env = vendor
     out = compile_spec(tmp_path, classification(runtime))
     report = advance(out, wait=True, env=env, online=True, concurrency=4)
-    assert (report.done, report.pending, report.given_up, report.live_jobs) == (6, 0, 0, 0)
+    assert (report.ok, report.pending, report.failed, report.live_jobs) == (6, 0, 0, 0)
     stats = emu.stats()
     assert stats["batches"] == [] and stats["calls"][VENDORS[runtime][1]] == 6
     lines = job_lines(out)
@@ -137,7 +137,7 @@ def test_concurrency_is_bounded(tmp_path, vendor):
 
     emu.handle = counted
     report = advance(out, wait=True, env=env, online=True, concurrency=concurrency)
-    assert (report.done, report.given_up) == (6, 0)
+    assert (report.ok, report.failed) == (6, 0)
     assert state["peak"] == concurrency
 
 
@@ -150,7 +150,7 @@ def test_rate_limit_storm_and_server_errors_are_ridden_out(tmp_path, vendor):
     emu.faults.http(PATHS[runtime], capacity, times=2, retry_after=0.02)
     emu.faults.http(PATHS[runtime], 500, times=2)
     report = advance(out, wait=True, env=env, online=True, concurrency=4)
-    assert (report.done, report.pending, report.given_up) == (6, 0, 0)
+    assert (report.ok, report.pending, report.failed) == (6, 0, 0)
     assert emu.stats()["calls"][VENDORS[runtime][1]] == 6 + 10 + 2 + 2
     for rid, (_, line) in job_lines(out).items():
         assert emu.submissions(online_key(runtime, line)) == 1 and emu.submissions(rid) == 0  # answered once
@@ -171,7 +171,7 @@ def test_retry_after_is_honoured(tmp_path, vendor):
     emu.handle = timed
     emu.faults.http(PATHS[runtime], 429, times=1, retry_after=0.4)  # far above the runtime's own backoff start
     report = advance(out, wait=True, env=env, online=True, concurrency=1)
-    assert report.done == 3 and len(arrivals) == 4
+    assert report.ok == 3 and len(arrivals) == 4
     assert arrivals[1] - arrivals[0] >= 0.4 - 0.05  # the vendor's wait, not a shorter backoff of ours
 
 
@@ -184,7 +184,7 @@ def test_refusal_and_truncation_are_terminal_as_in_batch(tmp_path, vendor):
     emu.faults.add("refusal", request_id=online_key(runtime, refused_line))
     emu.faults.add("truncated", request_id=online_key(runtime, cut_line))
     report = advance(out, wait=True, env=env, online=True)
-    assert (report.done, report.given_up) == (4, 2)
+    assert (report.ok, report.failed) == (4, 2)
     results = {json.loads(x)["id"]: json.loads(x) for f in (out / "results").glob("*.jsonl")
                for x in f.read_text().splitlines()}
     # Gemini's emulator refuses with finishReason SAFETY, which the batch adapter calls content_filter
@@ -214,7 +214,7 @@ def test_mixed_spec_sends_judge_online_and_the_rest_in_batches_each_once(tmp_pat
     env = {**VENDORS["openai"][2](emus["openai"]), **VENDORS["anthropic"][2](emus["anthropic"])}
     out = compile_spec(tmp_path, PREFERENCE)
     report = advance(out, wait=True, poll_interval=0.01, env=env)
-    assert report.finished and report.given_up == 0
+    assert report.finished and report.failed == 0
     stages = {json.loads(x)["id"]: json.loads(x) for f in [out / "manifest.jsonl", *out.glob("stages/*/manifest.jsonl")]
               for x in f.read_text().splitlines()}
     lines = job_lines(out)
@@ -239,7 +239,7 @@ def test_submit_online_flag_and_a_local_openai_compatible_server_without_key(tmp
     monkeypatch.setenv("OPENAI_BASE_URL", openai_emulator.base_url)
     got = CliRunner().invoke(main, ["submit", str(out), "--online", "--concurrency", "2"])
     assert got.exit_code == 0, got.output
-    assert "6 done, 0 pending" in got.output
+    assert "6 requests = 6 ok + 0 in flight (0 live jobs) + 0 failed + 0 to send" in got.output
     assert openai_emulator.stats()["batches"] == [] and len(openai_emulator.received) == 6
     assert "files" not in json.dumps(openai_emulator.stats()["calls"])  # no batch-only endpoint was called
 
@@ -247,7 +247,7 @@ def test_submit_online_flag_and_a_local_openai_compatible_server_without_key(tmp
 def test_batch_stays_the_default(tmp_path, openai_emulator):
     out = compile_spec(tmp_path, classification("openai"))
     report = advance(out, wait=True, poll_interval=0.01, env=VENDORS["openai"][2](openai_emulator))
-    assert report.done == 6 and len(openai_emulator.stats()["batches"]) == 1 and openai_emulator.received == []
+    assert report.ok == 6 and len(openai_emulator.stats()["batches"]) == 1 and openai_emulator.received == []
 
 
 def test_a_request_in_a_live_batch_is_not_sent_online(tmp_path, emulator_factory):
@@ -307,7 +307,7 @@ def test_kill_mid_run_then_resume_resends_only_what_has_no_result(tmp_path, open
     stored = {json.loads(x)["id"] for f in (out / "results").glob("*.jsonl") for x in f.read_text().splitlines()}
     assert 0 < len(stored) < 4  # the answers received before the kill, but not the one it interrupted
     report = advance(out, wait=True, env=env, online=True)
-    assert (report.done, report.pending, report.given_up) == (6, 0, 0)
+    assert (report.ok, report.pending, report.failed) == (6, 0, 0)
     for rid, (_, line) in job_lines(out).items():
         sent = openai_emulator.submissions(online_key("openai", line))
         assert sent == 1 if rid in stored else sent in (1, 2)  # only an answer lost to the kill is paid twice

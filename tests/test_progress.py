@@ -81,7 +81,7 @@ def test_submit_shows_a_bar_for_online_requests_and_q_silences_it(tmp_path, olla
     (out / "results").rename(tmp_path / "old-results")  # send again, quietly
     (out / "state.json").unlink()
     quiet = cli("-q", "submit", out, "--wait")
-    assert quiet.exit_code == 0 and quiet.stderr == "" and "3 done" in quiet.stdout
+    assert quiet.exit_code == 0 and quiet.stderr == "" and "3 requests = 3 ok" in quiet.stdout
 
 
 def test_run_ends_with_next_steps_that_work_as_printed(tmp_path, ollama_emulator, cli, monkeypatch):

@@ -55,7 +55,7 @@ def test_other_validation_failures_stay_terminal(tmp_path, openai_emulator, fast
     out, ids = compile_spec(tmp_path)
     openai_emulator.faults.add("validation_failure", code="invalid_request")
     report = submit(out, wait=True, poll_interval=0.01, env=env_for(openai_emulator))
-    assert (report.done, report.given_up) == (0, 6)
+    assert (report.ok, report.failed) == (0, 6)
     assert [openai_emulator.submissions(i) for i in ids] == [1] * 6
 
 
@@ -66,7 +66,7 @@ def test_429_on_create_is_ridden_out_sending_each_request_once(tmp_path, openai_
     emu.faults.http(r"^POST /v1/batches$", status=429, times=8, retry_after=0.01)
     messages: list[str] = []
     report = submit(out, wait=True, poll_interval=0.01, env=env_for(emu), on_progress=messages.append)
-    assert (report.done, report.pending, report.given_up) == (6, 0, 0)
+    assert (report.ok, report.pending, report.failed) == (6, 0, 0)
     assert [emu.submissions(i) for i in ids] == [1] * 6
     assert len(emu.stats()["batches"]) == 1 and emu.stats()["calls"]["POST /v1/batches"] == 9
     assert emu.stats()["calls"]["POST /v1/files"] == 1  # the upload is reused by the retried creations
@@ -85,7 +85,7 @@ def test_quota_refusals_past_the_bound_stop_the_run_and_resume_later(tmp_path, o
     assert [j["status"] for j in info["jobs"]] == ["held"]
     emu.faults.clear()
     report = submit(out, wait=True, poll_interval=0.01, env=env_for(emu))
-    assert report.done == 6 and [emu.submissions(i) for i in ids] == [1] * 6
+    assert report.ok == 6 and [emu.submissions(i) for i in ids] == [1] * 6
     assert [j["status"] for j in status(out, env_for(emu))["jobs"]] == ["fetched"]  # the held job, created
 
 
@@ -127,7 +127,7 @@ def test_small_quota_splits_and_paces_jobs(tmp_path, openai_emulator):
     limit = 700  # each request is ~300 tokens: 2 fit under 90% of the quota, the 6 of the job file do not
     env = {**env_for(emu), "DATAFAST_QUOTAS": str(write_quotas(tmp_path, limit))}
     report = submit(out, wait=True, poll_interval=0.01, env=env)
-    assert (report.done, report.pending) == (6, 0)
+    assert (report.ok, report.pending) == (6, 0)
     assert [emu.submissions(i) for i in ids] == [1] * 6
     batches = emu.stats()["batches"]
     assert [b["count"] for b in batches] == [2, 2, 2]
@@ -160,7 +160,7 @@ def test_paced_submit_without_wait_holds_the_rest_as_to_send(tmp_path, openai_em
     assert (info["ok"], info["in_flight"], info["to_send"]) == (2, 2, 2)
     emu.batch_delay = 0.01  # batches created from now on end at once; the live one once the clock moves on
     emu.advance(4 * 3600)
-    assert submit(out, wait=True, poll_interval=0.01, env=env).done == 6
+    assert submit(out, wait=True, poll_interval=0.01, env=env).ok == 6
     assert [emu.submissions(i) for i in ids] == [1] * 6 and len(emu.stats()["batches"]) == 3
 
 
@@ -175,7 +175,7 @@ def test_vendor_quota_refusals_anthropic_529_and_gemini_resource_exhausted(tmp_p
     gemini_emulator.faults.add("validation_failure", code="RESOURCE_EXHAUSTED",
                                message="Enqueued tokens quota exceeded for gemini-2.5-flash.")
     report = submit(out, wait=True, poll_interval=0.01, env=env)
-    assert (report.done, report.pending, report.given_up) == (12, 0, 0)
+    assert (report.ok, report.pending, report.failed) == (12, 0, 0)
     a_ids = anthropic_emulator.stats()["batches"][0]["request_ids"]
     assert [anthropic_emulator.submissions(i) for i in a_ids] == [1] * 6
     g_batches = gemini_emulator.stats()["batches"]

@@ -93,7 +93,7 @@ def test_a_newly_registered_online_runtime_is_sent_every_stage(tmp_path, echo_re
     path.write_text(yaml.safe_dump(spec))
     datafast.compile(path, tmp_path / "out")
     report = advance(tmp_path / "out", wait=True)
-    assert report.finished and report.pending == 0 and report.done == len(EchoRuntime.seen) > 0
+    assert report.finished and report.pending == 0 and report.ok == len(EchoRuntime.seen) > 0
     assert len(set(EchoRuntime.seen)) == len(EchoRuntime.seen)  # each request once
     collected = collect_to(tmp_path / "out")
     assert collected.rejected == 0 and collected.rows > 0

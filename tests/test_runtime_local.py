@@ -141,7 +141,7 @@ def test_compile_submit_collect_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "out"
     compile(path, out)
     report = submit(out, wait=True, poll_interval=0.01)
-    assert report.pending == 0 and report.done == 2
+    assert report.pending == 0 and report.ok == 2
     results = [json.loads(line) for f in (out / "results").glob("*.jsonl") for line in f.open(encoding="utf-8")]
     assert {(r["runtime"], r["model"]) for r in results} == {("local", MODEL)} and len(results) == 2
     collected = collect_to(out)

@@ -112,7 +112,7 @@ def test_preference_with_judge_mixed_runtimes_in_three_rounds(tmp_path, emulator
     emus = start(emulator_factory, "openai", "anthropic", "ollama")
     out = compile_spec(tmp_path, PREFERENCE)
     report = advance(out, wait=True, poll_interval=0.01, env=env_for(emus))
-    assert report.finished and report.given_up == 0
+    assert report.finished and report.failed == 0
 
     collected = collect_to(out)
     questions = jsonl(out / "rows" / "questions.jsonl")
@@ -190,7 +190,7 @@ def test_transient_failure_in_a_later_stage_is_retried_before_the_next_wave(tmp_
     emus["anthropic"].faults.add("expire", completed=1)  # the chosen batch expires with one answer
     out = compile_spec(tmp_path, PREFERENCE)
     report = advance(out, wait=True, poll_interval=0.01, env=env_for(emus))
-    assert report.finished and report.given_up == 0
+    assert report.finished and report.failed == 0
     anthropic = emus["anthropic"].stats()["batches"]
     assert len(anthropic) == 2  # the expired requests went out again, in a follow-up batch
     chosen = [rid for stage, rid, _ in all_requests(out) if stage == "chosen"]
@@ -212,7 +212,7 @@ def test_a_terminal_failure_breaks_only_its_chain(tmp_path, emulator_factory):
     emus["anthropic"].faults.add("truncated", request_id=chosen[0])
     out = compile_spec(tmp_path, PREFERENCE, "run")
     report = advance(out, wait=True, poll_interval=0.01, env=env_for(emus))
-    assert report.given_up == 1 and report.pending == 0 and not report.waiting
+    assert report.failed == 1 and report.pending == 0 and not report.waiting
     collected = collect_to(out)
     assert collected.items["rows"] == len(chosen) - 1
     assert collected.items["rejected_by_stage"] == {"chosen": 1}
@@ -340,10 +340,10 @@ def test_retry_failed_resends_failures_of_every_stage_in_one_call(tmp_path, emul
     emus[model.partition(":")[0]].faults.error(rid, status=400, code="invalid_request_error")
     out = compile_spec(tmp_path, MCQ, "run")
     report = advance(out, wait=True, poll_interval=0.01, env=env_for(emus))
-    assert report.given_up == 2
+    assert report.failed == 2
     again = advance(out, wait=True, poll_interval=0.01, retry_failed=True, env=env_for(emus))
     # one --retry-failed resent both, the distractor in a stage recompiled after its question was retried
-    assert again.given_up == 0 and again.finished
+    assert again.failed == 0 and again.finished
     assert emus["openai"].submissions(questions[0]) == 2
     assert emus[model.partition(":")[0]].submissions(rid) == 2
 

@@ -44,7 +44,7 @@ def test_submit_wait_collect_and_never_pay_twice(tmp_path, openai_emulator):
     out, ids = compile_spec(tmp_path)
     env = env_for(openai_emulator)
     report = submit(out, wait=True, poll_interval=0.01, env=env)
-    assert (report.done, report.pending, report.given_up, report.live_jobs) == (6, 0, 0, 0)
+    assert (report.ok, report.pending, report.failed, report.live_jobs) == (6, 0, 0, 0)
     assert all(openai_emulator.submissions(i) == 1 for i in ids)
     collected = collect_to(out)
     assert (collected.requests, collected.with_rows, collected.rejected, collected.pending) == (6, 6, 0, 0)
@@ -84,7 +84,7 @@ def test_partial_failures_are_retried_and_terminal_ones_reported(tmp_path, opena
     report = submit(out, wait=True, poll_interval=0.01, env=env_for(emu))
     assert emu.submissions(ids[0]) == 2 and emu.submissions(ids[1]) == 1 and emu.submissions(ids[2]) == 1
     assert emu.submissions(ids[3]) == 1
-    assert report.given_up == 3  # status, submit and collect agree: 3 failed
+    assert report.failed == 3  # status, submit and collect agree: 3 failed
     collected = collect_to(out)
     assert (collected.with_rows, collected.rejected, collected.pending) == (3, 3, 0)
     rejects = {json.loads(x)["id"]: json.loads(x)["reason"] for x in (out / "rejects.jsonl").read_text().splitlines()}
@@ -105,7 +105,7 @@ def test_expired_batch_resubmits_the_rest(tmp_path, openai_emulator):
     out, ids = compile_spec(tmp_path)
     openai_emulator.faults.add("expire", completed=2)
     report = submit(out, wait=True, poll_interval=0.01, env=env_for(openai_emulator))
-    assert report.done == 6
+    assert report.ok == 6
     counts = sorted(openai_emulator.submissions(i) for i in ids)
     assert counts == [1, 1, 2, 2, 2, 2]
 
@@ -116,7 +116,7 @@ def test_validation_failure_shows_vendor_errors(tmp_path, openai_emulator, capsy
     messages = []
     report = submit(out, wait=True, poll_interval=0.01, env=env_for(openai_emulator), on_progress=messages.append)
     assert any("failed validation: line" in m for m in messages), messages
-    assert report.given_up == 6
+    assert report.failed == 6
     assert status(out, env_for(openai_emulator))["jobs"][0]["status"] == "failed"
 
 
@@ -124,7 +124,7 @@ def test_429_storm_is_survived(tmp_path, openai_emulator):
     out, ids = compile_spec(tmp_path)
     openai_emulator.faults.http("POST /v1/files", status=429, times=2, retry_after=0.01)
     openai_emulator.faults.http("GET /v1/batches/", status=503, times=2, retry_after=0.01)
-    assert submit(out, wait=True, poll_interval=0.01, env=env_for(openai_emulator)).done == 6
+    assert submit(out, wait=True, poll_interval=0.01, env=env_for(openai_emulator)).ok == 6
     assert all(openai_emulator.submissions(i) == 1 for i in ids)
 
 
@@ -139,10 +139,10 @@ def test_split_jobs_and_cancel(tmp_path, openai_emulator):
     openai_emulator.advance(7200)  # cancelling -> cancelled
     openai_emulator.batch_delay = 0.01
     info = status(out, env)  # fetches the cancelled batches (no output: all marked cancelled)
-    assert [j["status"] for j in info["jobs"]] == ["fetched", "fetched"]
+    assert [j["status"] for j in info["jobs"]] == ["cancelled", "cancelled"]  # fetched: results of a cancelled batch
     assert info["to_send"] == 6
     after = submit(out, wait=True, poll_interval=0.01, env=env)  # resends what was cancelled
-    assert after.done == 6 and all(openai_emulator.submissions(i) == 2 for i in ids)
+    assert after.ok == 6 and all(openai_emulator.submissions(i) == 2 for i in ids)
 
 
 def test_missing_key_is_a_clear_error_before_sending(tmp_path, cli, openai_emulator):

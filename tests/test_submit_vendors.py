@@ -41,7 +41,7 @@ def test_anthropic_and_gemini_end_to_end_never_pay_twice(tmp_path, vendors):
     emus, env = vendors
     out, _ = compile_spec(tmp_path, SPEC)
     report = submit(out, wait=True, poll_interval=0.01, env=env)
-    assert (report.done, report.pending, report.given_up) == (8, 0, 0)
+    assert (report.ok, report.pending, report.failed) == (8, 0, 0)
     collected = collect_to(out)
     assert (collected.with_rows, collected.rejected, collected.pending) == (8, 0, 0)
     rows = [json.loads(x) for x in (out / "dataset.jsonl").read_text().splitlines()]
@@ -62,7 +62,7 @@ def test_expired_and_errored_requests_are_retried_per_vendor(tmp_path, vendors):
     emus["gemini"].faults.add("truncated", request_id=g_ids[2])
     report = submit(out, wait=True, poll_interval=0.01, env=env)
     assert emus["gemini"].submissions(g_ids[1]) == 2 and emus["gemini"].submissions(g_ids[2]) == 1
-    assert report.given_up >= 1
+    assert report.failed >= 1
     collected = collect_to(out)
     assert collected.pending == 0 and collected.requests == collected.with_rows + collected.rejected
     reasons = {json.loads(x)["id"]: json.loads(x)["reason"] for x in (out / "rejects.jsonl").read_text().splitlines()}
@@ -114,14 +114,14 @@ def test_ollama_online_run_resumes_without_resending(tmp_path, ollama_emulator):
     env = {"OLLAMA_HOST": ollama_emulator.base_url}
     ollama_emulator.faults.http("POST /api/chat", status=503, times=2, retry_after=0.01)
     report = submit(out, env=env, concurrency=2)  # online: no --wait needed
-    assert (report.done, report.pending) == (4, 0)
+    assert (report.ok, report.pending) == (4, 0)
     # a torn last line (kill mid-append) is ignored: that request is simply sent again
     results = next((out / "results").glob("ollama-*.jsonl"))
     lines = results.read_text().splitlines()
     results.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:20])
     torn = json.loads(lines[-1])["id"]
     report = submit(out, env=env)
-    assert report.done == 4
+    assert report.ok == 4
     by_prompt = {r["messages"][-1]["content"]: r["id"] for r in map(json.loads, (out / "manifest.jsonl").open())}
     sent = Counter(by_prompt[body["messages"][-1]["content"]] for body in ollama_emulator.received)
     assert sorted(sent.values()) == [1, 1, 1, 2] and sent[torn] == 2  # only the torn one went again
