@@ -311,10 +311,11 @@ def status_cmd(out_dir: str, as_json: bool) -> None:
                 waiting = ", ".join(st["waiting_for"])
                 click.echo(f"  {st['stage']:<16} not compiled: "
                            + (f"waits for {waiting}" if waiting else "ready: the next submit compiles it"))
+    width = max((len(job["name"]) for job in info["jobs"]), default=0)  # names carry stage, model and tag
     if info["jobs"]:
-        click.echo(f"  {'job':<50} {'status':<10} {'requests':>8} vendor id")
+        click.echo(f"  {'job':<{width}} {'status':<10} {'requests':>8} vendor id")
     for job in info["jobs"]:
-        click.echo(f"  {job['name']:<50} {job['status']:<10} {job['requests']:>8,} {job['vendor_id'] or ''}")
+        click.echo(f"  {job['name']:<{width}} {job['status']:<10} {job['requests']:>8,} {job['vendor_id'] or ''}")
     for runtime, why in sorted(info["not_polled"].items()):
         click.echo(f"{runtime}: not polled: {why} (counts above are as last recorded)")
     if info.get("note"):
