@@ -269,6 +269,14 @@ def submit_cmd(out_dir: str, wait: bool, poll_interval: float, retry_failed: boo
                      max_tokens=max_tokens, concurrency=concurrency, on_progress=_progress, display=_display(),
                      online=online, max_cost=max_cost)
     click.echo(f"{out_dir}: " + render_counts(report.counts()))
+    counts = report.counts()
+    here = _here(out_dir)
+    if counts["in_flight"]:
+        click.echo(f"next: datafast status {here}   # how the batches are doing; `datafast submit {here}` again "
+                   "(or from cron) fetches them and sends the next stage, `--wait` stays until the end")
+    elif counts["failed"]:
+        click.echo(f"next: datafast submit {here} --retry-failed   # send the failed requests again "
+                   "(add --max-tokens N if they were truncated)")
 
 
 def render_counts(c: dict[str, Any]) -> str:
@@ -445,6 +453,11 @@ def run_cmd(spec: str, out_dir: str | None, poll_interval: float, concurrency: i
     stages = "stages/, " if len(report.stages) > 1 else ""
     click.echo(f"files: {result.out_dir}/ (manifest.jsonl, {stages}rows/, results/, rejects.jsonl, "
                f"{Path(report.output).name})")
+    truncated = report.reasons.get("truncated", 0)
+    if truncated:
+        click.echo(f"{truncated:,} answer(s) were cut at max_tokens: `datafast submit {_here(result.out_dir)} "
+                   f"--retry-failed --max-tokens N` (N above the spec's generation.max_tokens) sends them again, "
+                   f"then `datafast collect {_here(result.out_dir)}`")
     if report.rows:
         click.echo(render_next(Path(spec), Path(result.out_dir), Path(report.output), len(report.stages) > 1))
 
@@ -594,6 +607,16 @@ def schema_cmd() -> None:
     from datafast.compiler.spec import spec_json_schema
 
     click.echo(json.dumps(spec_json_schema(), indent=2, ensure_ascii=False))
+
+
+def _register_starter_commands() -> None:
+    from .starter import commands
+
+    for command in commands():
+        main.add_command(command)
+
+
+_register_starter_commands()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -65,9 +65,14 @@ def emulators_main(argv: list[str]) -> int:
     module: Any
     try:
         from datafast.emulators import __main__ as module
-    except ModuleNotFoundError:
-        from tests.emulators import __main__ as module  # a source checkout
-    return int(module.main(argv))
+    except ModuleNotFoundError:  # a source checkout (or an editable install older than the package mapping)
+        import sys
+
+        checkout = str(Path(__file__).resolve().parent.parent)
+        if checkout not in sys.path:
+            sys.path.insert(0, checkout)
+        from tests.emulators import __main__ as module
+    return int(module.main(argv, prog="datafast emulate"))
 
 
 def commands() -> list[Any]:

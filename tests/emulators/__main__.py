@@ -18,8 +18,8 @@ ENV = {"openai": "OPENAI_BASE_URL", "anthropic": "ANTHROPIC_BASE_URL", "gemini":
        "ollama": "OLLAMA_HOST", "hub": "HF_ENDPOINT"}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.emulators", description=__doc__)
+def main(argv: list[str] | None = None, prog: str = "python -m tests.emulators") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("vendor", choices=[*EMULATORS, "all"])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 = ephemeral; with 'all', ports N..N+4 (openai, anthropic, gemini, ollama, hub)")

@@ -1,0 +1,49 @@
+"""Starting with only `pip install` and --help: init writes an example spec, emulate serves the emulators,
+and commands end with the next step."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import yaml
+
+import datafast
+
+
+def test_init_writes_an_example_and_its_data_then_refuses_to_overwrite(tmp_path, cli):
+    result = cli("init", "--type", "mcq", "-o", tmp_path)
+    assert result.exit_code == 0, result.output
+    spec = tmp_path / "mcq.yaml"
+    assert (tmp_path / "data" / "documents.jsonl").is_file() and spec.read_text().startswith("#")
+    assert f"next: datafast plan {spec}" in result.output
+    assert cli("plan", spec).exit_code == 0
+    again = cli("init", "--type", "mcq", "-o", tmp_path)
+    assert again.exit_code == 2 and "--force" in again.output
+    assert cli("init", "--type", "mcq", "-o", tmp_path, "--force").exit_code == 0
+    assert yaml.safe_load(spec.read_text())["type"] == "mcq"
+
+
+def test_init_quickstart_by_default(tmp_path, cli):
+    assert cli("init", "-o", tmp_path).exit_code == 0
+    assert yaml.safe_load((tmp_path / "quickstart.yaml").read_text())["models"] == ["local:smollm2-135m"]
+
+
+def test_emulate_serves_and_stops_by_itself(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "datafast", "emulate", "openai", "--max-seconds", "0.5"],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("openai http://127.0.0.1:") and "OPENAI_BASE_URL=" in done.stdout
+
+
+def test_submit_without_wait_says_what_next(tmp_path, cli, emulator_factory, monkeypatch):
+    emu = emulator_factory("openai", batch_delay=3600)
+    monkeypatch.setenv("OPENAI_API_KEY", "test")
+    monkeypatch.setenv("OPENAI_BASE_URL", emu.base_url)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"datafast": 1, "name": "n", "type": "classification",
+                                    "classes": [{"name": "a", "description": "x"}], "models": ["openai:gpt-4.1-mini"]}))
+    datafast.compile(spec, tmp_path / "out")
+    result = cli("submit", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert "next: datafast status" in result.stdout and "--wait" in result.stdout
