@@ -34,7 +34,24 @@ def _fail_input(err: SpecError) -> NoReturn:
     sys.exit(2)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+EPILOG = """\b
+Start: `datafast init` writes an example spec (`--type` for each dataset type), `datafast plan SPEC` shows
+counts and cost without a key, `datafast run SPEC` makes the dataset; `datafast emulate all` serves loopback
+emulators to try everything without a key.
+\b
+Models are `runtime:model`: openai:gpt-4.1-mini, anthropic:claude-haiku-4-5, gemini:gemini-2.5-flash,
+ollama:gemma3:4b, local:smollm2-135m (embedded) or local:/path/to/model.gguf.
+\b
+Environment: OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY (or GOOGLE_API_KEY); OPENAI_BASE_URL,
+ANTHROPIC_BASE_URL, GOOGLE_GEMINI_BASE_URL, OLLAMA_HOST (other endpoints); HF_TOKEN, HF_ENDPOINT (push);
+DATAFAST_LOCAL_THREADS, DATAFAST_LOCAL_N_CTX (embedded model). Keys are read from the environment only and
+never written to a file or a log.
+\b
+Exit codes: 0 ok, 1 runtime failure, 2 bad input, 130 interrupted (run the same command again to resume)."""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 120},
+             epilog=EPILOG)
 @click.version_option(package_name="datafast")
 @click.option("-v", "--verbose", count=True, help="More progress and diagnostics on stderr (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")

