@@ -24,7 +24,7 @@ SCHEMA = {"type": "object", "additionalProperties": False, "required": ["items"]
               "type": "object", "additionalProperties": False, "required": ["text", "label"],
               "properties": {"text": {"type": "string"}, "label": {"type": "string", "enum": ["pos", "neg"]}}}}}}
 SCHEMAS = {"generate-abc": SCHEMA}
-INSTALL = 'pip install "datafast[local]"'
+INSTALL = 'pip install ".[local]" (in the datafast checkout'  # not the PyPI name: another project's
 
 
 def request(i: int, **params: Any) -> dict[str, Any]:
