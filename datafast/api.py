@@ -21,8 +21,29 @@ from .outdir import OutputDir
 log = get_logger("compile")
 
 
-def default_out_dir(spec: DatasetConfigBase) -> Path:
-    return Path("build") / spec.name
+PROJECT_MARKERS = (".git", "pyproject.toml", ".datafast-root")
+
+
+def project_root(start: Path) -> Path:
+    """The nearest folder at or above `start` holding a project marker (.git, pyproject.toml, or an empty
+    `.datafast-root` file a user may place); `start` itself when none does."""
+    for folder in (start, *start.parents):
+        if any((folder / marker).exists() for marker in PROJECT_MARKERS):
+            return folder
+    return start
+
+
+def default_out_dir(spec: DatasetConfigBase, spec_path: str | Path | None = None) -> Path:
+    """`build/<name>` under the spec file's project root (see `project_root`), whatever the working directory,
+    so running the same spec from another folder finds the same dir and pays for nothing twice; shown relative
+    to the working directory when it lies below it. A spec built in Python (no file): `build/<name>` here."""
+    if spec_path is None:
+        return Path("build") / spec.name
+    target = project_root(Path(spec_path).resolve().parent) / "build" / spec.name
+    try:
+        return target.relative_to(Path.cwd().resolve())
+    except ValueError:
+        return target
 
 
 def _prepare(spec: DatasetConfigBase | Mapping[str, Any] | str | Path) -> Prepared:
@@ -40,7 +61,8 @@ def compile(
     prices: str | Path | None = None,
     limits: Mapping[str, Mapping[str, int]] | None = None,
 ) -> CompileResult:
-    """Compile a spec's first stage into `out_dir` (default `build/<name>`): manifest.jsonl, manifest.json, jobs/.
+    """Compile a spec's first stage into `out_dir` (default `default_out_dir`: `build/<name>` under the spec's
+    project root): manifest.jsonl, manifest.json, jobs/.
 
     Later stages of multi-stage types are compiled by `submit`/`run` once the stages they read are answered.
 
@@ -66,7 +88,8 @@ def compile(
         >>> result = datafast.compile(spec, "build/sentiment")  # doctest: +SKIP
     """
     prepared = _prepare(spec_or_path)
-    target = Path(out_dir) if out_dir is not None else default_out_dir(prepared.spec)
+    spec_path = spec_or_path if isinstance(spec_or_path, (str, Path)) else None
+    target = Path(out_dir) if out_dir is not None else default_out_dir(prepared.spec, spec_path)
     try:
         result = OutputDir(target).write_first_stage(prepared, prices=PriceTable.load(prices), strict=strict,
                                                      limits=limits, on_wait=log.warning)

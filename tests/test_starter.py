@@ -47,3 +47,27 @@ def test_submit_without_wait_says_what_next(tmp_path, cli, emulator_factory, mon
     result = cli("submit", tmp_path / "out")
     assert result.exit_code == 0, result.output
     assert "next: datafast status" in result.stdout and "--wait" in result.stdout
+
+
+def test_the_same_spec_run_from_two_folders_pays_once(tmp_path, cli, ollama_emulator, monkeypatch):
+    monkeypatch.setenv("OLLAMA_HOST", ollama_emulator.base_url)
+    project = tmp_path / "project"
+    (project / "specs").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("")  # a project root marker, as a checkout has
+    spec = project / "specs" / "s.yaml"
+    spec.write_text(yaml.safe_dump({"datafast": 1, "name": "twice", "type": "classification",
+                                    "classes": [{"name": "a", "description": "x"}, {"name": "b", "description": "y"}],
+                                    "models": ["ollama:gemma3:4b"]}))
+    monkeypatch.chdir(project)
+    first = cli("run", "specs/s.yaml")
+    assert first.exit_code == 0, first.output
+    assert "files: build/twice/" in first.stdout
+    calls = sum(ollama_emulator.stats()["request_counts"].values())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    second = cli("run", spec)
+    assert second.exit_code == 0, second.output
+    assert f"files: {project / 'build' / 'twice'}/" in second.stdout  # found, and said where
+    assert sum(ollama_emulator.stats()["request_counts"].values()) == calls  # nothing sent again
+    assert not (elsewhere / "build").exists()
