@@ -50,8 +50,41 @@ never written to a file or a log.
 Exit codes: 0 ok, 1 runtime failure, 2 bad input, 130 interrupted (run the same command again to resume)."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 120},
-             epilog=EPILOG)
+class _Group(click.Group):
+    """The datafast group: whole one-line summaries in `--help` (click cuts them to the terminal width), and
+    click's own usage errors in the `error: ...` style of every other message (exit 2)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, command.get_short_help_str(limit=300)) for name in self.list_commands(ctx)
+                if (command := self.get_command(ctx, name)) is not None and not command.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("standalone_mode", True) is False:
+            return super().main(*args, **kwargs)
+        try:
+            return super().main(*args, **{**kwargs, "standalone_mode": False})
+        except click.exceptions.Exit as done:
+            sys.exit(done.exit_code)
+        except click.UsageError as err:
+            if err.ctx is not None:
+                click.echo(err.ctx.get_usage(), err=True)
+                if err.ctx.command.get_help_option(err.ctx) is not None:
+                    click.echo(f"Try '{err.ctx.command_path} --help' for help.", err=True)
+            click.echo(f"error: {err.format_message()}", err=True)
+            sys.exit(err.exit_code)
+        except click.ClickException as err:
+            click.echo(f"error: {err.format_message()}", err=True)
+            sys.exit(err.exit_code)
+        except click.Abort:
+            click.echo("interrupted: nothing is lost; run the same command again to resume", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "show_default": True,
+                                           "max_content_width": 120}, epilog=EPILOG)
 @click.version_option(package_name="datafast")
 @click.option("-v", "--verbose", count=True, help="More progress and diagnostics on stderr (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")

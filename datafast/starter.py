@@ -100,9 +100,11 @@ def commands() -> list[Any]:
     @click.command("emulate", context_settings={"ignore_unknown_options": True, "help_option_names": []})
     @click.argument("args", nargs=-1, type=click.UNPROCESSED)
     def emulate_cmd(args: tuple[str, ...]) -> None:
-        """Serve loopback emulators of the vendors and the Hub on 127.0.0.1, to try everything without a key:
-        `datafast emulate all --port 18080 --max-seconds 3600` (ports 18080..18084: openai, anthropic,
-        gemini, ollama, hub); it prints the variable to set for each. `datafast emulate --help` for options."""
+        """Serve loopback emulators of the vendors and the Hub, to try everything without a key.
+
+        `datafast emulate all --port 18080 --max-seconds 3600` serves openai, anthropic, gemini, ollama and hub
+        on ports 18080..18084 of 127.0.0.1 and prints the variable to set for each; `datafast emulate --help`
+        lists the options."""
         raise SystemExit(emulators_main(list(args)))
 
     return [init_cmd, emulate_cmd]

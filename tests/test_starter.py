@@ -71,3 +71,16 @@ def test_the_same_spec_run_from_two_folders_pays_once(tmp_path, cli, ollama_emul
     assert f"files: {project / 'build' / 'twice'}/" in second.stdout  # found, and said where
     assert sum(ollama_emulator.stats()["request_counts"].values()) == calls  # nothing sent again
     assert not (elsewhere / "build").exists()
+
+
+def test_help_lists_whole_summaries_and_usage_errors_use_the_error_prefix(cli):
+    helped = cli("--help")
+    assert helped.exit_code == 0
+    text = " ".join(helped.output.split())
+    assert "Cancel the live batch jobs of OUT_DIR (finished results are kept)." in text
+    assert "OPENAI_API_KEY" in text and "runtime:model" in text and "Exit codes" in text
+    missing = cli("push")
+    assert missing.exit_code == 2 and "error: Missing argument 'OUT_DIR'." in missing.output
+    assert "Error:" not in missing.output
+    wrong = cli("nonsense")
+    assert wrong.exit_code == 2 and "error: No such command 'nonsense'." in wrong.output
