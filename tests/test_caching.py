@@ -149,3 +149,23 @@ def test_a_custom_prompt_putting_the_question_before_the_document_gets_a_note(wr
     notes = [line for line in result.output.splitlines() if "prompt caches" in line]
     assert len(notes) == 1 and "chosen_response_generation_prompt" in notes[0]
     assert "put {document} before {question}" in notes[0]
+
+
+def test_plan_projects_cache_reads_for_stages_not_compiled_yet():
+    import datafast
+
+    documents = [DOC, DOC.replace("river", "creek")]
+    spec = {"datafast": 1, "name": "proj", "type": "preference", "input_documents": documents,
+            "num_samples_per_prompt": 3, "llm_as_judge": True,
+            "models": {"questions": ["openai:gpt-4.1-mini"], "chosen": ["anthropic:claude-sonnet-4-5"],
+                       "rejected": ["openai:gpt-4.1-mini"], "judge": ["openai:gpt-4.1"]}}
+    summary = datafast.plan(spec)
+    stages = {s["stage"]: s for s in summary["projection"]["stages"]} if "projection" in summary else \
+        {s["stage"]: s for s in summary["stages"]}
+    chosen = stages["chosen"]["by_model"]["anthropic:claude-sonnet-4-5"]
+    judge = stages["judge"]["by_model"]["openai:gpt-4.1"]
+    # three questions a document: the first chosen request writes the document's prefix, two read it
+    assert chosen["cache_write_input_tokens"] > 0
+    assert chosen["cache_read_input_tokens"] == pytest.approx(2 * chosen["cache_write_input_tokens"], rel=0.01)
+    # six judgements a document (two per question): five read it
+    assert judge["cache_read_input_tokens"] > 0 and judge["cache_write_input_tokens"] == 0

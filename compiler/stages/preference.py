@@ -138,7 +138,7 @@ def _build_judge(spec: PreferenceDatasetConfig, ctx: BuildContext, inputs: Mappi
                                     "response": row["response"], "language_code": row["language"],
                                     "language_name": language_name(spec, row["language"])})
             meta = {"language": row["language"], "question": row["question"], "judged": stage,
-                    "parent": row["row_id"]}
+                    "parent": row["row_id"], "document": row["document"]}  # document: its prompt-cache prefix
             # one judge per pair (drawn by the question's row id): both answers are scored on the same scale
             yield BasePrompt(system, filled, meta, row["row_id"], pick_model(spec, "judge", row["parent"]),
                              expand=False)
