@@ -167,8 +167,15 @@ class _Handler(BaseHTTPRequestHandler):
         except HTTPError as err:
             self.close_connection = True
             return self._write(emu.error_response(err))
-        req = Request(self.command, parts.path, dict(parse_qsl(parts.query)), self.headers, body)
-        self._write(emu.handle(req))
+        self.respond(emu.handle(self.make_request(parts, body)))
+
+    def make_request(self, parts: Any, body: bytes) -> Request:
+        """The Request a route handler sees (a vendor's handler may carry more of the URL)."""
+        return Request(self.command, parts.path, dict(parse_qsl(parts.query)), self.headers, body)
+
+    def respond(self, resp: Response) -> None:
+        """Send a route handler's answer (a vendor's handler may shape it, e.g. HEAD without a body)."""
+        self._write(resp)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _run
 

@@ -362,17 +362,11 @@ class _HubRequest(Request):
 class _HubHandler(_Handler):
     """The base handler plus ``HEAD`` (headers of the GET answer, no body) and repeated query parameters."""
 
-    def _run(self) -> None:
-        emu = self.server.emulator
-        parts = urlsplit(self.path)
-        try:
-            body = self._read_body()
-        except HTTPError as err:
-            self.close_connection = True
-            return self._write(emu.error_response(err))
-        req = _HubRequest(self.command, parts.path, dict(parse_qsl(parts.query, keep_blank_values=True)),
-                          self.headers, body, query_all=parse_qs(parts.query, keep_blank_values=True))
-        resp = emu.handle(req)
+    def make_request(self, parts: Any, body: bytes) -> Request:
+        return _HubRequest(self.command, parts.path, dict(parse_qsl(parts.query, keep_blank_values=True)),
+                           self.headers, body, query_all=parse_qs(parts.query, keep_blank_values=True))
+
+    def respond(self, resp: Response) -> None:
         if self.command != "HEAD":
             return self._write(resp)
         self.send_response(resp.status)
@@ -381,7 +375,7 @@ class _HubHandler(_Handler):
         self.send_header("Content-Length", str(len(resp.body)))
         self.end_headers()
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _run
+    do_HEAD = _Handler._run
 
 
 class _Storage:
