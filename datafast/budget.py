@@ -78,10 +78,15 @@ def check(od: OutputDir, plan: Plan, manifests: list[Manifest], max_cost: float,
     with od.store.index() as index:
         already = spent(index.spent, prices)
     flying = in_flight_ids(od)
-    live = sum(worst_case(r, prices, False) for r in _requests(od, manifests, flying))
-    budget = Budget(max_cost, already, live)
     batch_ids = set().union(*plan.batch.values()) if plan.batch else set()
-    batch = sum(worst_case(r, prices, False) for r in _requests(od, manifests, batch_ids))
+    live = batch = 0.0
+    for request in _requests(od, manifests, flying | batch_ids):  # one pass over the manifests for both
+        cost = worst_case(request, prices, False)
+        if request["id"] in flying:
+            live += cost
+        else:
+            batch += cost
+    budget = Budget(max_cost, already, live)
     currency = prices.currency
     if batch > budget.left + 1e-12:
         raise BudgetExceeded(
