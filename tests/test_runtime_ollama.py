@@ -182,7 +182,11 @@ def test_limited_server_queues_without_losing_or_duplicating(ollama_emulator: Ol
     got = run_all(runtime(ollama_emulator), requests, concurrency=6)  # more workers than Ollama's slots
     assert sorted(got) == sorted(r["id"] for r in requests) and all(r["status"] == "ok" for r in got.values())
     stats = ollama_emulator.stats()
-    assert stats["scheduler"]["peak_running"] == {"gemma3:4b": 2} and stats["scheduler"]["peak_queued"] == 4
+    assert stats["scheduler"]["peak_running"] == {"gemma3:4b": 2}  # never more than Ollama's slots
+    # 6 workers, 2 slots: 4 wait in line. A slot is released just after its answer's last byte is written (as
+    # Ollama does), so a worker's next request can arrive while its previous one still holds it: one more
+    # may wait for that instant (seen under load); more than that would mean the runtime exceeded concurrency
+    assert 4 <= stats["scheduler"]["peak_queued"] <= 5
     assert sorted(stats["request_counts"].values()) == [1] * 18  # each request generated exactly once
 
 
