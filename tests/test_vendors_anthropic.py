@@ -35,7 +35,8 @@ SCHEMAS = {KEY: ITEMS_SCHEMA, PLAIN_KEY: {"type": "object", "properties": {"a": 
 # Schemas on which our adaptation must equal the SDK's transform_schema exactly.
 FIDELITY_SCHEMAS: list[dict[str, Any]] = [
     ITEMS_SCHEMA,
-    {"type": "integer", "minimum": 1, "maximum": 10, "description": "A number"},
+    {"type": "integer", "minimum": 1, "description": "A number"},
+    {"type": "integer", "minimum": 1, "maximum": 1000, "description": "A wide range: described, as the SDK"},
     {"type": "object", "properties": {
         "label": {"type": "string", "enum": ["pos", "neg"], "description": "Class."},
         "score": {"type": "number", "exclusiveMinimum": 0, "multipleOf": 0.5},
@@ -99,6 +100,19 @@ def test_adaptation_matches_the_sdk_transform(schema):
     before = copy.deepcopy(schema)
     assert adapt(schema)[0] == transform(copy.deepcopy(schema))
     assert schema == before  # input not mutated
+
+
+def test_a_small_integer_range_is_sent_as_an_enum_the_vendor_enforces():
+    # datafast's one departure from the SDK: a judge's 1-10 score would otherwise only be described, and out
+    # of range answers rejected after they are paid for
+    schema = {"type": "integer", "minimum": 1, "maximum": 10, "description": "A number"}
+    out, warnings = adapt(schema)
+    transform = pytest.importorskip("anthropic.lib._parse._transform").transform_schema
+    assert out == transform({"enum": list(range(1, 11)), "description": "A number"}) == {
+        "enum": list(range(1, 11)), "description": "A number"}
+    assert any("minimum" in w and "enum" in w for w in warnings)
+    assert adapt({**schema, "minimum": 0, "maximum": 100})[0]["enum"] == list(range(101))
+    assert "enum" not in adapt({**schema, "type": "number"})[0]
 
 
 def test_unsupported_keywords_warn_with_keyword_and_path():
