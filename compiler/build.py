@@ -18,6 +18,7 @@ from .pricing import PriceTable, estimate_input_tokens, estimate_output_tokens
 from .requests import IdAssigner, expand_requests, schema_key
 from .spec import DatasetConfigBase
 from .stages import BuildContext, Row, Stage, stages_for
+from .stages.base import slot_count
 from .vendors import RENDERERS
 
 MANIFEST_FORMAT = 1
@@ -165,8 +166,15 @@ class Summary:
         }
 
 
+def stage_schemas(stages: Iterable[Stage]) -> dict[str, dict[str, Any]]:
+    """manifest.json's `schemas`: every answer schema a request of these stages may carry, by key."""
+    return {schema_key(s.name, schema): schema for s in stages for schema in (s.schema, *s.variants)}
+
+
 def _items_per_answer(spec: DatasetConfigBase, stage: Stage) -> int:
-    return spec.num_samples_per_prompt if "items" in stage.schema["properties"] else 1  # type: ignore[attr-defined, no-any-return]
+    if "items" in stage.schema["properties"]:
+        return spec.num_samples_per_prompt  # type: ignore[attr-defined, no-any-return]
+    return slot_count(stage.schema) or 1
 
 
 def vendor_warnings(prepared: Prepared, strict: bool = False) -> list[str]:
@@ -184,7 +192,7 @@ def vendor_warnings(prepared: Prepared, strict: bool = False) -> list[str]:
     diagnostics = Diagnostics(strict=strict)
     capabilities = CapabilityTable.from_environment()
     spec = prepared.spec
-    schemas = {schema_key(s.name, s.schema): s.schema for s in prepared.stages}
+    schemas = stage_schemas(prepared.stages)
     for stage in prepared.stages:
         for model in dict.fromkeys(spec.models_for(stage.role)):
             renderer = RENDERERS.get(model.partition(":")[0])
@@ -277,7 +285,7 @@ def write_stage(prepared: Prepared, stage_name: str, target: Path, *,
     spec = prepared.spec
     stage = prepared.stage(stage_name)
     first = stage.name == prepared.stages[0].name
-    schemas = {schema_key(s.name, s.schema): s.schema for s in prepared.stages}
+    schemas = stage_schemas(prepared.stages)
     checked = vendor_warnings(prepared, strict) if first else []  # the whole graph is checked with stage one
     prices = prices or PriceTable.load()
     summary = Summary(prices)
@@ -294,6 +302,8 @@ def write_stage(prepared: Prepared, stage_name: str, target: Path, *,
     try:
         with (target / "manifest.jsonl").open("wb", buffering=1 << 20) as fh:
             for request, line in stage_request_lines(prepared, stage, rows):
+                if request["schema"] not in schemas:  # a builder's schema missing from its stage's variants
+                    raise ValueError(f"stage {stage.name!r}: request schema {request['schema']} is not listed")
                 fh.write(line)
                 summary.add(request, items)
                 sink.add(request, line)

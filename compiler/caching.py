@@ -4,8 +4,10 @@ The stages that read documents (mcq distractors, preference answers and judge) s
 items. Their built-in prompts put what repeats first (system text, the instructions, then the document) and
 the per-item part last, and later stages order their requests by document, so requests sharing a prefix sit
 together in the manifest, in the job files and in the vendor's processing order. A request's shared prefix
-is a pure function of the request (its `meta.document` found in its last user message), so every renderer,
-in any process, derives the same hint from a manifest line:
+is a pure function of the request (its `meta.document` found in its last user message, and
+`meta.prefix_shared_by`, how many requests of its stage share that prefix: a prefix sent once gets no hint,
+since a cache write nobody reads costs more than no cache), so every renderer, in any process, derives the
+same hint from a manifest line:
 
 - Anthropic: a `cache_control` breakpoint ends the prefix (the last user message becomes two text blocks)
   when the prefix reaches the model's minimum cacheable length (`anthropic_min_tokens`); cached reads cost
@@ -46,8 +48,12 @@ def anthropic_min_tokens(model_name: str) -> int:
 
 def shared_prefix(request: Mapping[str, Any]) -> int:
     """How many characters of the request's last user message repeat across requests (the instructions
-    and the document before the per-item part); 0 when the request carries no document it repeats."""
-    document = (request.get("meta") or {}).get("document")
+    and the document before the per-item part); 0 when the request carries no document, or when no other
+    request of its stage sends the same prefix (`meta.prefix_shared_by` < 2, set by the compiler)."""
+    meta = request.get("meta") or {}
+    if meta.get("prefix_shared_by", 2) < 2:
+        return 0
+    document = meta.get("document")
     messages = request["messages"]
     if not isinstance(document, str) or len(document) < MIN_DOCUMENT_CHARS or not messages:
         return 0

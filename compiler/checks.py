@@ -190,11 +190,12 @@ def _prompts(spec: DatasetConfigBase) -> tuple[list[Finding], set[str]]:
 
 
 def _placeholders(spec: DatasetConfigBase, where: tuple[str | int, ...], template: Template, rules: PromptRules,
-                  owner: str, first_stage: bool) -> Iterator[Finding]:
-    """Mandatory placeholders missing from a custom prompt, and unknown ones."""
+                  owner: str, first_stage: bool, other: str = "") -> Iterator[Finding]:
+    """Mandatory placeholders missing from a custom prompt, and unknown ones (`other`: the prompt's other
+    form, appended to the fix)."""
     for name in sorted(rules.mandatory - template.mandatory):
         yield (where, f"missing mandatory placeholder {{{name}}}; {owner} must contain "
-                      + ", ".join(f"{{{m}}}" for m in sorted(rules.mandatory)))
+                      + ", ".join(f"{{{m}}}" for m in sorted(rules.mandatory)) + other)
     for name in sorted(template.mandatory - rules.allowed):
         hint = did_you_mean(name, rules.allowed)
         optional = (f"; for an expansion value write {{{{{name}}}}}"
@@ -214,7 +215,12 @@ def _stage_prompts(spec: DatasetConfigBase) -> list[Finding]:
             continue
         template = parse_template(source)
         where = (prompt.field,)
-        errors += _placeholders(spec, where, template, prompt.rules, prompt.field, first_stage=False)
+        rules = prompt.rules_for(template)
+        other = ""
+        if prompt.alternative is not None and rules is prompt.rules:
+            other = ("; or, for all the questions of a document in one request, "
+                     + ", ".join(f"{{{m}}}" for m in sorted(prompt.alternative.mandatory)))
+        errors += _placeholders(spec, where, template, rules, prompt.field, first_stage=False, other=other)
         for name in template.optional:
             errors.append((where, f"{{{{{name}}}}}: optional placeholders are filled by expansion, which applies "
                                   "only to the first-stage 'prompts'; write the text itself in this prompt"))
@@ -222,7 +228,7 @@ def _stage_prompts(spec: DatasetConfigBase) -> list[Finding]:
 
 
 # filled per item (a question, an answer): text after them differs between requests of one document
-_PER_ITEM = ("question", "response")
+_PER_ITEM = ("question", "questions", "response")
 
 
 def _cache_layout(spec: DatasetConfigBase) -> list[Finding]:

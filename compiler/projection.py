@@ -30,6 +30,7 @@ from .pricing import (
     estimate_output_tokens,
 )
 from .stages import Row, Stage
+from .stages.base import parents_of, slot_count
 
 SAMPLE_LIMIT = 2000  # first-stage requests simulated at most; above it, a deterministic sample is scaled up
 ASSUMPTION = ("projected stages (~) are built from placeholder answers: every answer succeeds with "
@@ -227,7 +228,7 @@ def _in_slice(request: Mapping[str, Any], first: bool, sample: set[str] | None, 
         return True
     if first:
         return request["id"] in sample
-    return request.get("meta", {}).get("parent") in included
+    return any(parent in included for parent in parents_of(request.get("meta", {})))
 
 
 def _row_in_slice(row: Row, first: bool, sample: set[str] | None, included: set[str]) -> bool:
@@ -263,9 +264,13 @@ def _rounds(stages: list[Stage]) -> dict[str, int]:
 
 
 def answer_items(schema: Mapping[str, Any], samples: int) -> int:
-    """Generated items in one answer: the length of its top-level "items" array, else 1 (as `plan` counts)."""
-    items = schema.get("properties", {}).get("items")
-    return _array_length(items, samples) if isinstance(items, Mapping) and items.get("type") == "array" else 1
+    """Generated items in one answer (as `plan` counts): the length of its top-level "items" array; the number
+    of its properties when each is an object (one slot per item: grouped mcq distractors); else 1."""
+    properties = schema.get("properties", {})
+    items = properties.get("items")
+    if isinstance(items, Mapping) and items.get("type") == "array":
+        return _array_length(items, samples)
+    return slot_count(schema) or 1
 
 
 def _array_length(schema: Mapping[str, Any], samples: int) -> int:

@@ -9,11 +9,13 @@ params, schema, replica})`; tests hold both equalities.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from .caching import prefix_key, shared_prefix
 from .expansion import combinations
 from .hashing import canonical_json, content_hash
 from .spec import PromptExpansionConfig
@@ -32,6 +34,7 @@ class _Pending(NamedTuple):
     messages: bytes  # canonical JSON of request["messages"]
     meta: bytes
     model: bytes  # canonical JSON of the model string, then ',"params":' and the params
+    tail: bytes | None = None  # `,"schema":...,"stage":...}` when the request's schema is not its stage's
 
 
 class IdAssigner:
@@ -68,22 +71,24 @@ class IdAssigner:
 
     def _assign_chunk(self, chunk: list[_Pending], tail: bytes) -> list[tuple[dict[str, Any], bytes]]:
         heads = [b'{"messages":' + p.messages + b',"model":' + p.model + b',"replica":' for p in chunk]
-        digests = [hashlib.sha256(head + b"0" + tail).digest() for head in heads]
+        tails = [p.tail or tail for p in chunk]
+        digests = [hashlib.sha256(head + b"0" + t).digest() for head, t in zip(heads, tails, strict=True)]
         prefixes = [int.from_bytes(d[:8], "big") for d in digests]
         in_old = _member(np.array(prefixes, dtype=np.uint64), self._old)
         recent = self._recent
         out = []
-        for p, head, digest, prefix, old in zip(chunk, heads, digests, prefixes, in_old.tolist(), strict=True):
+        for p, head, t, digest, prefix, old in zip(chunk, heads, tails, digests, prefixes, in_old.tolist(),
+                                                   strict=True):
             if old or prefix in recent:
                 replica = self._repeats.get(prefix, 1)
                 self._repeats[prefix] = replica + 1
-                digest = hashlib.sha256(head + str(replica).encode() + tail).digest()
+                digest = hashlib.sha256(head + str(replica).encode() + t).digest()
             else:
                 recent.add(prefix)
             request_id = digest[:16].hex()
             p.request["id"] = request_id
             line = (b'{"id":"' + request_id.encode() + b'","messages":' + p.messages + b',"meta":' + p.meta
-                    + b',"model":' + p.model + tail + b"\n")
+                    + b',"model":' + p.model + t + b"\n")
             out.append((p.request, line))
         if len(recent) > self.RECENT_LIMIT:
             merged = np.concatenate([self._old, np.array(sorted(recent), dtype=np.uint64)])
@@ -111,8 +116,47 @@ def expand_requests(
 ) -> Iterator[tuple[dict[str, Any], bytes]]:
     """Every request of a stage with its manifest line, in expansion order: base prompt, combination, model."""
     params = dict(params)
-    tail = b',"schema":' + _dumps(schema) + b',"stage":' + _dumps(stage) + b"}"
-    return ids.assign(_pending(stage, schema, base_prompts, expansion, params), tail)
+    return ids.assign(_mark_shared_prefixes(_pending(stage, schema, base_prompts, expansion, params)),
+                      _tail(schema, stage))
+
+
+def _tail(schema: str, stage: str) -> bytes:
+    """The end of a manifest line: `,"schema":...,"stage":...}` (keys in canonical order)."""
+    return b',"schema":' + _dumps(schema) + b',"stage":' + _dumps(stage) + b"}"
+
+
+def _mark_shared_prefixes(pending: Iterable[_Pending]) -> Iterator[_Pending]:
+    """Give each request that carries a document prefix (compiler/caching.py) `meta.prefix_shared_by`: how many
+    requests of its run of same-document requests (same model, same text up to the document's end) share it.
+
+    Builders emit the requests of one document together (later stages sort their input rows by document), so
+    a run is all of them. A prefix nobody else sends is not worth a cache write (Anthropic charges 1.25x for
+    it); renderers put cache hints only on prefixes shared by 2 or more. Requests without a document pass
+    through as they are.
+    """
+    run: list[_Pending] = []
+    document: object = None
+    for item in pending:
+        end = shared_prefix(item.request)
+        doc = item.request["meta"].get("document") if end else None
+        if run and doc != document:  # another document, or none: the run is complete (order is kept)
+            yield from _counted(run)
+            run = []
+        if end:
+            document = doc
+            run.append(item)
+        else:
+            yield item
+    yield from _counted(run)
+
+
+def _counted(run: list[_Pending]) -> Iterator[_Pending]:
+    keys = [prefix_key(p.request, shared_prefix(p.request)) for p in run]
+    counts = Counter(keys)
+    for p, key in zip(run, keys, strict=True):
+        meta = {**p.request["meta"], "prefix_shared_by": counts[key]}
+        p.request["meta"] = meta
+        yield p._replace(meta=_dumps(meta))
 
 
 def _pending(stage: str, schema: str, base_prompts: Iterable[BasePrompt],
@@ -120,6 +164,10 @@ def _pending(stage: str, schema: str, base_prompts: Iterable[BasePrompt],
     params_json = _dumps(params)
     model_json: dict[str, bytes] = {}
     for bp in base_prompts:
+        key, tail = schema, None
+        if bp.schema is not None:
+            key = schema_key(stage, bp.schema)
+            tail = _tail(key, stage) if key != schema else None
         names = bp.template.optional if bp.expand else ()
         system = {"role": "system", "content": bp.system}
         for m in bp.models:
@@ -131,5 +179,5 @@ def _pending(stage: str, schema: str, base_prompts: Iterable[BasePrompt],
             messages_json, meta_json = _dumps(messages), _dumps(meta)
             for model in bp.models:
                 request = {"stage": stage, "model": model, "messages": messages, "params": params,
-                           "schema": schema, "meta": meta}
-                yield _Pending(request, messages_json, meta_json, model_json[model])
+                           "schema": key, "meta": meta}
+                yield _Pending(request, messages_json, meta_json, model_json[model], tail)

@@ -428,7 +428,8 @@ class MCQDatasetConfig(_MultiStage):
     min_document_length: int = Field(100, ge=0)
     max_document_length: int = Field(10000, ge=1)
     distractor_prompt: NonEmptyStr | None = Field(
-        None, description="Replaces the built-in distractor prompt ({question}, {correct_answer}).")
+        None, description="Replaces the built-in distractor prompt: with {question} and {correct_answer}, one "
+                          "request per question; with {questions}, all the questions of a document in one request.")
 
     ROLES: ClassVar[tuple[str, ...]] = ("questions", "distractors")
 

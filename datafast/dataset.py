@@ -22,6 +22,7 @@ import orjson
 from datafast.compiler.collect import RowBuilder
 from datafast.compiler.pricing import PriceTable
 from datafast.compiler.stages import StageOutcomes, assembler_for
+from datafast.compiler.stages.base import parents_of
 from datafast.runtimes.store import TOKEN_FIELDS, ResultIndex, usage_counts
 
 from .export import jsonl_to_csv, jsonl_to_parquet
@@ -160,8 +161,9 @@ def _collect_chunks(job: _Job, worker: int, workers: int, emit: Emit, keep: Stag
                 rejects.append(orjson.dumps({"id": request["id"], "stage": request["stage"],
                                              "model": request["model"], "reason": outcome.reason,
                                              "text": (result or {}).get("text"), "meta": request["meta"]}))
-                if keep is not None and "parent" in request["meta"]:
-                    keep.failed[request["meta"]["parent"]] = outcome.reason
+                if keep is not None:
+                    for parent in parents_of(request["meta"]):
+                        keep.failed[parent] = outcome.reason
             else:
                 tally.with_rows += 1
                 tally.rows += len(outcome.rows)

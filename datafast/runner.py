@@ -202,6 +202,14 @@ class Submitter:
     def _schema_of_stage(self, stage: str) -> str:
         return next(s.schema for s in self.od.manifest.stages if s.name == stage)
 
+    def _schemas_of(self, stage: str, ids: set[str]) -> dict[str, str]:
+        """The schema key of each request id of `stage` whose schema is not the stage's own (grouped mcq
+        distractors carry one slot per question); read from the stage's manifest only when it has such."""
+        default = self._schema_of_stage(stage)
+        if not any(key != default and key.startswith(stage + "-") for key in self.od.manifest.schemas):
+            return {}
+        return {r["id"]: r["schema"] for r in self.od.requests(stage) if r["id"] in ids and r["schema"] != default}
+
     def runtime(self, name: str, online: bool = False) -> Any:
         """The adapter of a runtime; with `online`, the one that runs its requests online (its online variant)."""
         key = f"{name}:online" if online else name
@@ -320,9 +328,10 @@ class Submitter:
         carried = set(wanted)
         got: dict[str, dict[str, Any]] = {}
         schema = self._schema_of_stage(job.stage)
+        schemas = self._schemas_of(job.stage, carried)
         for r in adapter.fetch(job, self.od.store.raw_dir / job.name):
             if r["id"] in carried:  # a vendor line for an id this job did not carry is ignored
-                got[r["id"]] = checked_result(self.builder, schema, r)
+                got[r["id"]] = checked_result(self.builder, schemas.get(r["id"], schema), r)
         kind = "cancelled" if poll.cancelled else "expired"
         missing = [result(rid, job.runtime, job.model, error_kind=kind,
                           error_message=f"no result in the vendor's files ({poll.vendor_status})")

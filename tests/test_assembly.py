@@ -11,7 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from datafast.compiler.build import Prepared, prepare, stage_requests
+from datafast.compiler.build import Prepared, prepare, stage_requests, stage_schemas
 from datafast.compiler.hashing import content_hash
 from datafast.compiler.spec import (
     ClassificationDatasetConfig,
@@ -20,6 +20,7 @@ from datafast.compiler.spec import (
     UltrachatDatasetConfig,
 )
 from datafast.compiler.stages import Assembly, StageOutcomes, assembler_for, stages_for
+from datafast.compiler.stages.base import parents_of
 from datafast.compiler.stages.conversation import continues, turn_stages
 
 Answer = Callable[[dict[str, Any]], dict[str, Any]]
@@ -34,10 +35,11 @@ def run_stage(prepared: Prepared, name: str, inputs: dict[str, StageOutcomes], a
     for request in stage_requests(prepared, stage, rows or None):
         reason = fail(request)
         if reason is not None:
-            outcome.failed[request["meta"]["parent"]] = reason
+            for parent in parents_of(request["meta"]):
+                outcome.failed[parent] = reason
             continue
         reply = answer(request)
-        jsonschema.validate(reply, stage.schema)
+        jsonschema.validate(reply, stage_schemas([stage])[request["schema"]])
         outcome.rows += stage.rows(prepared.spec, request, reply)
     return outcome
 
@@ -215,10 +217,14 @@ def test_preference_rows_and_ids_do_not_depend_on_row_order():
 DOC = "The Peace of Westphalia, signed in 1648, ended the Thirty Years' War in the Holy Roman Empire."
 
 
-def mcq(tmp_path, context: bool = True) -> tuple[Prepared, dict[str, StageOutcomes]]:
+PER_QUESTION = "Three wrong answers to {question} (not {correct_answer}), given {document}"
+
+
+def mcq(tmp_path, context: bool = True, distractor_prompt: str | None = None) -> tuple[Prepared, dict[str, StageOutcomes]]:
     (tmp_path / "docs.jsonl").write_text(json.dumps({"text": DOC, "ctx": "history"}) + "\n")
     spec = MCQDatasetConfig(name="m", source={"file": "docs.jsonl"}, min_document_length=10,
                             context_column="ctx" if context else None, num_samples_per_prompt=4,
+                            distractor_prompt=distractor_prompt,
                             models={"questions": ["gemini:q"], "distractors": ["openai:d"]})
     prepared = prepare(spec, base_dir=tmp_path)
     items = [{"question": "When was it signed?", "correct_answer": "1648"},
@@ -236,8 +242,17 @@ DISTRACTORS = {
 }
 
 
+WRONG = ("incorrect_answer_1", "incorrect_answer_2", "incorrect_answer_3")
+
+
 def distractors(request: dict[str, Any]) -> dict[str, Any]:
-    return {"incorrect_answers": DISTRACTORS[request["meta"]["question"]]}
+    """The answer of a distractor request: one question's three, or (grouped) a slot per question of the
+    request."""
+    meta = request["meta"]
+    if "parents" not in meta:
+        return dict(zip(WRONG, DISTRACTORS[meta["question"]], strict=True))
+    return {f"question_{k}": dict(zip(WRONG, DISTRACTORS[q["question"]], strict=True))
+            for k, q in enumerate(meta["questions"], 1)}
 
 
 def test_mcq_complete_rows_and_invalid_distractors(tmp_path):
@@ -268,8 +283,32 @@ def test_mcq_complete_rows_and_invalid_distractors(tmp_path):
     assert "correct answer" not in reasons[where]["reason"]
 
 
-def test_mcq_failed_and_pending_distractors(tmp_path):
+def test_mcq_per_question_prompt_gives_the_same_rows(tmp_path):
+    (tmp_path / "g").mkdir()
+    (tmp_path / "s").mkdir()
+    grouped, out = mcq(tmp_path / "g")
+    out["distractors"] = run_stage(grouped, "distractors", out, distractors)
+    single, out1 = mcq(tmp_path / "s", distractor_prompt=PER_QUESTION)
+    out1["distractors"] = run_stage(single, "distractors", out1, distractors)
+    assert len(list(stage_requests(single, single.stage("distractors"), {"questions": out1["questions"].rows}))) == 4
+    fields = ("question", "correct_answer", *(f"incorrect_answer_{i}" for i in (1, 2, 3)))
+    assert ([[r[f] for f in fields] for r in assemble(grouped, out).rows]
+            == [[r[f] for f in fields] for r in assemble(single, out1).rows])
+    assert len(assemble(single, out1).rows) == 2
+
+
+def test_mcq_failed_grouped_request_rejects_each_of_its_questions(tmp_path):
     prepared, out = mcq(tmp_path, context=False)
+    out["distractors"] = run_stage(prepared, "distractors", out, distractors,
+                                   fail=lambda r: "truncated: max_tokens reached")
+    result = assemble(prepared, out)
+    assert not result.rows and result.pending == 0
+    assert sorted(r["item"] for r in result.rejects) == sorted(r["row_id"] for r in out["questions"].rows)
+    assert {r["reason"] for r in result.rejects} == {"distractors: truncated: max_tokens reached"}
+
+
+def test_mcq_failed_and_pending_distractors(tmp_path):
+    prepared, out = mcq(tmp_path, context=False, distractor_prompt=PER_QUESTION)
     waiting = assemble(prepared, out)
     assert waiting.pending == 4 and waiting.items == 4
     out["distractors"] = run_stage(prepared, "distractors", out, distractors,

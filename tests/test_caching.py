@@ -4,6 +4,7 @@ stages ordered so requests sharing a document sit together."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import orjson
 import pytest
@@ -126,11 +127,13 @@ def test_estimates_count_cache_reads_after_the_first_request_of_a_prefix(tmp_pat
     assert advance(out, wait=True, poll_interval=0.01, env=env_for(emus)).finished
     estimate = json.loads((out / "stages" / "chosen" / "manifest.json").read_text())["estimate"]
     sonnet = estimate["by_model"]["anthropic:claude-sonnet-4-5"]
-    per_document = sonnet["requests"] // len(documents)
-    assert per_document >= 2  # two question models: several questions per document
-    # per document: the first request writes the prefix, the others read it
+    lines = [json.loads(line) for line in (out / "stages" / "chosen" / "manifest.jsonl").read_text().splitlines()]
+    per_document = Counter(r["meta"]["document"] for r in lines if r["model"] == "anthropic:claude-sonnet-4-5")
+    assert min(per_document.values()) >= 2  # two question models: several questions per document
+    # per document: the first request writes the prefix (the documents are the same length), the others read it
     assert sonnet["cache_write_input_tokens"] > 0
-    assert sonnet["cache_read_input_tokens"] == pytest.approx(sonnet["cache_write_input_tokens"] * (per_document - 1),
+    one = sonnet["cache_write_input_tokens"] / len(documents)
+    assert sonnet["cache_read_input_tokens"] == pytest.approx(one * sum(n - 1 for n in per_document.values()),
                                                               rel=0.01)
     table = PriceTable.load()
     plain = table.cost("anthropic:claude-sonnet-4-5", sonnet["input_tokens"], sonnet["output_tokens"])["batch"]
@@ -169,3 +172,45 @@ def test_plan_projects_cache_reads_for_stages_not_compiled_yet():
     assert chosen["cache_read_input_tokens"] == pytest.approx(2 * chosen["cache_write_input_tokens"], rel=0.01)
     # six judgements a document (two per question): five read it
     assert judge["cache_read_input_tokens"] > 0 and judge["cache_write_input_tokens"] == 0
+
+
+def test_a_prefix_no_other_request_sends_gets_no_hint_and_no_cache_write():
+    lone = request("Why?", "anthropic:claude-sonnet-4-5")
+    lone["meta"]["prefix_shared_by"] = 1
+    assert shared_prefix(lone) == 0
+    assert isinstance(render("anthropic", lone)["params"]["messages"][-1]["content"], str)  # no 1.25x write
+    openai = {**lone, "model": "openai:gpt-4.1-mini"}
+    assert "prompt_cache_key" not in render("openai", openai)["body"]
+    shared = {**lone, "meta": {**lone["meta"], "prefix_shared_by": 2}}
+    assert shared_prefix(shared) > 0 and "prompt_cache_key" in render("openai", {**shared, "model": "openai:m"})["body"]
+
+
+def test_the_compiler_counts_the_requests_sharing_each_prefix(tmp_path):
+    from datafast.compiler.build import prepare, stage_requests
+    from datafast.compiler.spec import PreferenceDatasetConfig
+
+    spec = PreferenceDatasetConfig(name="p", input_documents=[DOC, DOC.replace("river", "creek")],
+                                   models={"questions": ["openai:q"], "chosen": ["anthropic:claude-sonnet-4-5"],
+                                           "rejected": ["openai:gpt-4.1-mini"]})
+    prepared = prepare(spec)
+    rows = [{"row_id": f"r{i}-0", "request_id": f"r{i}", "stage": "questions", "model": "openai:q", "language": "en",
+             "document": doc, "question": f"Question {i}?"}
+            for i, doc in enumerate([DOC, DOC, DOC, DOC.replace("river", "creek")])]
+    chosen = list(stage_requests(prepared, prepared.stage("chosen"), {"questions": rows}))
+    shared = {r["meta"]["question"]: r["meta"]["prefix_shared_by"] for r in chosen}
+    assert shared == {"Question 0?": 3, "Question 1?": 3, "Question 2?": 3, "Question 3?": 1}
+    from datafast.compiler.build import Summary, stage_schemas
+    from datafast.compiler.pricing import PriceTable
+
+    renderer = RENDERERS["anthropic"](stage_schemas(prepared.stages), Diagnostics())
+    lines = {r["meta"]["question"]: orjson.loads(renderer.render(r))["params"]["messages"][-1]["content"]
+             for r in chosen}
+    assert isinstance(lines["Question 3?"], str)  # its document is sent once: no breakpoint, no 1.25x write
+    assert all(isinstance(lines[f"Question {i}?"], list) for i in range(3))
+
+    summary = Summary(PriceTable.load())
+    for r in chosen:
+        summary.add(r, 1)
+    sonnet = summary.as_dict()["estimate"]["by_model"]["anthropic:claude-sonnet-4-5"]
+    one_prefix = sonnet["cache_write_input_tokens"]
+    assert one_prefix > 0 and sonnet["cache_read_input_tokens"] == 2 * one_prefix  # the lone one neither writes

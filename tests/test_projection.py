@@ -90,8 +90,12 @@ def test_mcq_distractors_follow_the_questions(tmp_path):
                             languages={"en": "English", "de": "German", "fr": "French"},
                             models={"questions": ["openai:gpt-4.1-mini"], "distractors": ["gemini:gemini-2.5-flash"]})
     result = project(prepare(spec, base_dir=tmp_path), PRICES)
-    assert requests_of(result) == {"questions": 4 * 3, "distractors": 4 * 3 * 2}
+    # one distractor request per questions request: its 2 questions go together
+    assert requests_of(result) == {"questions": 4 * 3, "distractors": 4 * 3}
     assert result["rounds"] == 2
+    single = spec.model_copy(update={"distractor_prompt": "Wrong answers to {question}, not {correct_answer}"})
+    assert requests_of(project(prepare(single, base_dir=tmp_path), PRICES)) == {"questions": 4 * 3,
+                                                                                "distractors": 4 * 3 * 2}
 
 
 def conversation_ids(prepared):

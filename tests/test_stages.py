@@ -17,6 +17,12 @@ from datafast.compiler.spec import (
 from datafast.compiler.stages import conversation
 
 
+def prepare_schemas(prepared):
+    from datafast.compiler.build import stage_schemas
+
+    return stage_schemas(prepared.stages)
+
+
 def answer_rows(prepared, stage_name, request, answer):
     stage = prepared.stage(stage_name)
     jsonschema.validate(answer, stage.schema)
@@ -40,15 +46,34 @@ def test_mcq_questions_feed_distractors(tmp_path):
     assert [r["row_id"] for r in rows] == [f"{first[0]['id']}-0", f"{first[0]['id']}-1"]
     assert rows[0]["document"] == doc and rows[0]["context"] == "history" and rows[0]["language"] == "en"
 
-    second = list(stage_requests(prepared, prepared.stage("distractors"), {"questions": rows}))
-    assert len(second) == 2  # one distractor request per question, to one of the role's models
-    assert {r["model"] for r in second} <= {"gemini:d1", "anthropic:d2"}
-    assert all(r["stage"] == "distractors" and r["meta"]["parent"] in {rows[0]["row_id"], rows[1]["row_id"]} for r in second)
-    assert "Correct answer: 1648" in second[0]["messages"][1]["content"]
-    final = answer_rows(prepared, "distractors", second[0], {"incorrect_answers": ["1492", "1789", "1914"]})
-    assert final[0]["question"] == "When was it signed?" and final[0]["incorrect_answer_3"] == "1914"
+    (second,) = stage_requests(prepared, prepared.stage("distractors"), {"questions": rows})
+    # the questions of one document in one request: the document is paid for once, not once per question
+    assert second["model"] in {"gemini:d1", "anthropic:d2"} and second["stage"] == "distractors"
+    assert second["meta"]["parents"] == [rows[0]["row_id"], rows[1]["row_id"]]
+    prompt = second["messages"][1]["content"]
+    assert prompt.startswith("Document:\n" + doc)  # what repeats first, for the prompt caches
+    assert prompt.endswith("Question 1: When was it signed?\nCorrect answer: 1648\n\n"
+                           "Question 2: What did it end?\nCorrect answer: The Thirty Years' War")
+    wrong = ("incorrect_answer_1", "incorrect_answer_2", "incorrect_answer_3")
+    answer = {"question_1": dict(zip(wrong, ["1492", "1789", "1914"], strict=True)),
+              "question_2": dict(zip(wrong, ["The Hundred Years' War", "The Seven Years' War", "World War I"],
+                                          strict=True))}
+    # two questions, two slots: the request's own schema (a variant of the stage's 3-slot one), in its system text
+    schema = prepare_schemas(prepared)[second["schema"]]
+    assert list(schema["properties"]) == ["question_1", "question_2"]
+    assert '"question_2": {' in second["messages"][0]["content"] and "question_3" not in second["messages"][0]["content"]
+    jsonschema.validate(answer, schema)
+    final = prepared.stage("distractors").rows(prepared.spec, second, answer)
+    assert [(r["parent"], r["question"], r["incorrect_answer_3"]) for r in final] == [
+        (rows[0]["row_id"], "When was it signed?", "1914"), (rows[1]["row_id"], "What did it end?", "World War I")]
+    assert [r["row_id"] for r in final] == [f"{second['id']}-0", f"{second['id']}-1"]
+    assert all("parents" not in r and "questions" not in r and r["context"] == "history" for r in final)
+    with pytest.raises(jsonschema.ValidationError):  # every slot is required, each with three named answers
+        jsonschema.validate({"question_1": answer["question_1"]}, schema)
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({"incorrect_answers": ["only one"]}, prepared.stage("distractors").schema)
+        jsonschema.validate({**answer, "question_1": {"incorrect_answers": ["a", "b", "c"]}}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**answer, "question_3": answer["question_1"]}, schema)
 
 
 def test_later_stage_requests_do_not_depend_on_input_row_order(tmp_path):
@@ -210,7 +235,36 @@ def test_mcq_distractor_models_split_the_questions(tmp_path):
     prepared = prepare(spec, base_dir=tmp_path)
     rows = _question_rows(40, correct_answer="A.")
     requests = list(stage_requests(prepared, prepared.stage("distractors"), {"questions": rows}))
-    assert len(requests) == 40 and {r["model"] for r in requests} == {"gemini:d1", "anthropic:d2"}
+    # 40 questions of one questions request, 3 (num_samples_per_prompt) per distractor request, in answer order
+    assert [len(r["meta"]["parents"]) for r in requests] == [3] * 13 + [1]
+    assert sorted(p for r in requests for p in r["meta"]["parents"]) == sorted(r["row_id"] for r in rows)
+    assert requests[0]["meta"]["parents"] == ["qreq-0", "qreq-1", "qreq-2"]
+    assert {r["model"] for r in requests} == {"gemini:d1", "anthropic:d2"}
+
+
+def test_mcq_grouped_distractors_are_capped_at_ten_questions_a_request(tmp_path):
+    (tmp_path / "docs.jsonl").write_text(json.dumps({"text": "x" * 200}) + "\n")
+    spec = MCQDatasetConfig(name="m", source={"file": "docs.jsonl"}, num_samples_per_prompt=25, models=["openai:m"])
+    prepared = prepare(spec, base_dir=tmp_path)
+    stage = prepared.stage("distractors")
+    assert list(stage.schema["properties"]) == [f"question_{k}" for k in range(1, 11)]
+    requests = list(stage_requests(prepared, stage, {"questions": _question_rows(25, correct_answer="A.")}))
+    assert [len(r["meta"]["parents"]) for r in requests] == [10, 10, 5]
+    schemas = prepare_schemas(prepared)
+    assert requests[0]["schema"] == requests[1]["schema"] != requests[2]["schema"]
+    assert [len(schemas[r["schema"]]["properties"]) for r in requests] == [10, 10, 5]
+
+
+def test_mcq_distractors_of_two_questions_requests_are_not_mixed(tmp_path):
+    (tmp_path / "docs.jsonl").write_text(json.dumps({"text": "x" * 200}) + "\n")
+    prepared = prepare(MCQDatasetConfig(name="m", source={"file": "docs.jsonl"}, models=["openai:m"]),
+                       base_dir=tmp_path)
+    rows = _question_rows(2, correct_answer="A.") + [
+        {**r, "row_id": "other-" + r["row_id"], "request_id": "other", "language": "de", "document": "Dok."}
+        for r in _question_rows(2, correct_answer="B.")]
+    requests = list(stage_requests(prepared, prepared.stage("distractors"), {"questions": rows}))
+    assert sorted(r["meta"]["parents"] for r in requests) == [["other-qreq-0", "other-qreq-1"], ["qreq-0", "qreq-1"]]
+    assert {r["meta"]["language"]: r["meta"]["document"] for r in requests} == {"en": "Doc.", "de": "Dok."}
 
 
 # -- later-stage prompts from the spec ----------------------------------------------------------------------
@@ -268,6 +322,18 @@ def test_custom_conversation_and_mcq_prompts_are_used(tmp_path):
     rows = _question_rows(1, correct_answer="A.", context="ctx!")
     (request,) = stage_requests(mcq, mcq.stage("distractors"), {"questions": rows})
     assert request["messages"][-1]["content"] == "Wrong answers to Question 0? (not A.) [ctx!]"
+    assert request["meta"]["parent"] == rows[0]["row_id"]  # {question}: one request per question
+    assert list(mcq.stage("distractors").schema["properties"]) == [f"incorrect_answer_{i}" for i in (1, 2, 3)]
+
+    grouped = prepare(MCQDatasetConfig(name="m", source={"file": "docs.jsonl"}, models=["openai:m"],
+                                       num_samples_per_prompt=2,
+                                       distractor_prompt="{document}\nWrong answers ({language_code}):\n{questions}"),
+                      base_dir=tmp_path)
+    (request,) = stage_requests(grouped, grouped.stage("distractors"),
+                                {"questions": _question_rows(2, correct_answer="A.")})
+    assert request["messages"][-1]["content"] == ("Doc.\nWrong answers (en):\nQuestion 1: Question 0?\n"
+                                                  "Correct answer: A.\n\nQuestion 2: Question 1?\nCorrect answer: A.")
+    assert list(grouped.stage("distractors").schema["properties"]) == ["question_1", "question_2"]
 
 
 PREFERENCE = """\
@@ -306,7 +372,10 @@ PROMPT_ERRORS = [
     ("judge-optional", PREFERENCE + "judge_prompt: '{question} {response} {{tone}}'\nexpansion:\n  placeholders: {tone: [a]}\n",
      "judge_prompt", "{{tone}}: optional placeholders are filled by expansion"),
     ("distractor-without-answer", MCQ + "distractor_prompt: 'Wrong answers to {question}'\n",
-     "distractor_prompt", "missing mandatory placeholder {correct_answer}"),
+     "distractor_prompt", "missing mandatory placeholder {correct_answer}; distractor_prompt must contain "
+     "{correct_answer}, {question}; or, for all the questions of a document in one request, {questions}"),
+    ("distractor-both-forms", MCQ + "distractor_prompt: 'Wrong answers to {questions}, not {correct_answer}'\n",
+     "distractor_prompt", "unknown placeholder {correct_answer}"),
     ("distractor-context-without-column", MCQ + "distractor_prompt: '{question} {correct_answer} {context}'\n",
      "distractor_prompt", "{context} needs 'context_column'"),
     ("persona-unknown", CONVERSATION + "persona_question_reformulation_prompt: '{person}: {question} {persona}'\n",

@@ -234,7 +234,13 @@ def test_mcq_questions_then_distractors_split_between_models(tmp_path, emulator_
     collect_to(out)
     questions = jsonl(out / "rows" / "questions.jsonl")
     distractors = [(rid, model) for stage, rid, model in all_requests(out) if stage == "distractors"]
-    assert len(distractors) == len(questions)  # one model per question, not one request per model
+    # the questions of one questions request go together, num_samples_per_prompt a request, to one model
+    size = json.loads((out / "manifest.json").read_text())["spec"]["num_samples_per_prompt"]
+    per_request = Counter(q["request_id"] for q in questions)
+    assert len(distractors) == sum(-(-n // size) for n in per_request.values()) < len(questions)
+    # requests with fewer questions carry a smaller schema (one slot a question), checked as such when fetched
+    assert any(n % size for n in per_request.values())
+    assert len({model for _, model in distractors}) == 2
     rows = jsonl(out / "dataset.jsonl")
     assert len(rows) == len(questions)
     for row in rows:

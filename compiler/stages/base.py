@@ -35,6 +35,9 @@ class BasePrompt:
     models: tuple[str, ...]
     expand: bool = True  # whether `expansion.placeholders` apply (first-stage prompts written by the user)
     history: tuple[Mapping[str, str], ...] = ()  # earlier chat turns, between system and the rendered prompt
+    # the answer schema of this prompt's requests when not its stage's (one of `Stage.variants`): grouped mcq
+    # distractors have one slot per question they carry
+    schema: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class Stage:
 
     `inputs` names the stages whose rows feed this one (empty for the first stage, fed by the spec or its
     source). `build` turns those rows into base prompts; `rows` turns one validated answer into rows.
+    `schema` is the answer schema of its requests (and what estimates count); `variants` lists any other
+    schema a base prompt may carry instead (`BasePrompt.schema`), so the manifest's `schemas` has them all.
     """
 
     name: str
@@ -62,6 +67,7 @@ class Stage:
     schema: dict[str, Any]
     build: Builder
     rows: RowMaker
+    variants: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,13 @@ def object_schema(fields: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
 def items_schema(fields: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
     """`{"items": [ {fields...}, ... ]}`: the answer of every stage that produces several rows."""
     return object_schema({"items": {"type": "array", "minItems": 1, "items": object_schema(fields)}})
+
+
+def slot_count(schema: Mapping[str, Any]) -> int:
+    """Items in an answer whose every property is an object (one slot per item, `question_1`..`question_K`:
+    grouped mcq distractors); 0 for any other schema."""
+    properties = schema.get("properties") or {}
+    return len(properties) if properties and all(s.get("type") == "object" for s in properties.values()) else 0
 
 
 def format_hint(schema: Mapping[str, Any]) -> str:
@@ -141,6 +154,14 @@ def items_rows(
     return out
 
 
+def parents_of(meta: Mapping[str, Any]) -> list[str]:
+    """The input row ids a later-stage request was built from: `meta.parents` (a request answering several
+    input rows, as grouped mcq distractors), else `[meta.parent]`; [] for a first-stage request."""
+    if "parents" in meta:
+        return list(meta["parents"])
+    return [meta["parent"]] if "parent" in meta else []
+
+
 def provenance(request: Mapping[str, Any], row_id: str) -> Row:
     meta = request.get("meta", {})
     return {"row_id": row_id, "request_id": request["id"], "stage": request["stage"], "model": request["model"], **meta}
@@ -164,15 +185,24 @@ class StagePrompt:
     """A later-stage prompt the spec may replace with its own text (spec key `field`).
 
     `rules` are the placeholders the custom text must and may contain: those datafast fills in that stage.
+    `alternative`, when set, is a second form of the prompt (mcq: all questions of a document in one request,
+    `{questions}`), chosen when the custom text uses one of its mandatory placeholders.
     """
 
     field: str
     default: Template
     rules: PromptRules
+    alternative: PromptRules | None = None
 
     def template(self, spec: DatasetConfigBase) -> Template:
         custom = getattr(spec, self.field, None)
         return self.default if custom is None else parse_template(custom)
+
+    def rules_for(self, template: Template) -> PromptRules:
+        """The rules of the form `template` is written in."""
+        if self.alternative is not None and template.mandatory & self.alternative.mandatory:
+            return self.alternative
+        return self.rules
 
 
 # -- final rows ---------------------------------------------------------------------------------------------

@@ -35,20 +35,31 @@ from .base import (
     system_message,
 )
 
+# What repeats comes first (compiler/caching.py): the document, then the instructions and the per-item part,
+# so requests of one document in several languages or templates share a cacheable prefix.
 DEFAULT_PROMPTS = (
-    "Read the document below and write {num_samples} multiple-choice questions in {language_name} that test "
-    "real understanding of it. Each question must be answerable from the document alone and come with its "
-    "single correct answer, stated concisely.\n\nDocument:\n{document}",
+    "Document:\n{document}\n\nWrite {num_samples} multiple-choice questions in {language_name} that test real "
+    "understanding of the document above. Each question must be answerable from the document alone and come "
+    "with its single correct answer, stated concisely.",
 )
 
+MAX_QUESTIONS_PER_REQUEST = 10  # grouped distractor requests: slots per answer (schema size stays small)
+
+# The built-in distractor prompt sends all the questions of one questions request (one document, language
+# and template) in one request: the document is paid for once per document instead of once per question.
+# A custom `distractor_prompt` chooses its form by its placeholders: {question}/{correct_answer} is one
+# request per question (the original library's form), {questions} the grouped one.
 DISTRACTOR_PROMPT = StagePrompt("distractor_prompt", parse_template(
-    "Write three incorrect but plausible answers, in {language_name}, to this multiple-choice question. "
-    "They must be clearly wrong for someone who read the document, similar in length and style to the "
-    "correct answer, and different from each other.\n\nDocument:\n{document}\n\nQuestion: {question}\n"
-    "Correct answer: {correct_answer}"
+    "Document:\n{document}\n\nThe multiple-choice questions below, in {language_name}, are about the document "
+    "above; each comes with its correct answer. For each question, write three incorrect but plausible answers "
+    "in {language_name}: clearly wrong for someone who read the document, similar in length and style to the "
+    "correct answer, and different from each other.\n\n{questions}"
 ), PromptRules(
     mandatory=frozenset({"question", "correct_answer"}),
     allowed=frozenset({"question", "correct_answer", "document", "context", "language_name", "language_code"}),
+), alternative=PromptRules(
+    mandatory=frozenset({"questions"}),
+    allowed=frozenset({"questions", "document", "context", "language_name", "language_code"}),
 ))
 STAGE_PROMPTS = (DISTRACTOR_PROMPT,)
 
@@ -61,10 +72,36 @@ QUESTIONS_SCHEMA = items_schema({
     "question": string_field("The question."),
     "correct_answer": string_field("Its single correct answer."),
 })
-DISTRACTORS_SCHEMA = object_schema({
-    "incorrect_answers": {"type": "array", "minItems": 3, "maxItems": 3,
-                          "items": string_field("A plausible but incorrect answer.")},
-})
+INCORRECT_ANSWERS = {f"incorrect_answer_{i}": string_field("A plausible but incorrect answer.") for i in (1, 2, 3)}
+# one question: three named fields, not an array of three (a count some vendors' schema subsets cannot enforce)
+DISTRACTORS_SCHEMA = object_schema(INCORRECT_ANSWERS)
+
+
+def grouped(spec: MCQDatasetConfig) -> bool:
+    """Whether the distractor stage sends several questions per request (built-in prompt, or {questions})."""
+    return spec.distractor_prompt is None or "questions" in parse_template(spec.distractor_prompt).mandatory
+
+
+def group_size(spec: MCQDatasetConfig) -> int:
+    """Questions per grouped distractor request: the questions asked per document, at most 10."""
+    return min(spec.num_samples_per_prompt, MAX_QUESTIONS_PER_REQUEST)
+
+
+def slots_schema(questions: int) -> dict[str, Any]:
+    """The answer to a grouped distractor request of `questions` questions: `question_1`..`question_N`, each
+    with its three incorrect answers (every slot required: all vendors' structured outputs enforce it)."""
+    return object_schema({f"question_{k}": object_schema(INCORRECT_ANSWERS) for k in range(1, questions + 1)})
+
+
+def distractors_schema(spec: MCQDatasetConfig) -> dict[str, Any]:
+    """One question's three distractors; grouped: the schema of a full request (`group_size` slots)."""
+    return slots_schema(group_size(spec)) if grouped(spec) else DISTRACTORS_SCHEMA
+
+
+def questions_block(questions: list[Row]) -> str:
+    """The {questions} text: the questions numbered as their answer slots, each with its correct answer."""
+    return "\n\n".join(f"Question {k}: {q['question']}\nCorrect answer: {q['correct_answer']}"
+                         for k, q in enumerate(questions, 1))
 
 
 def documents(spec: MCQDatasetConfig, ctx: BuildContext) -> Iterator[dict[str, Any]]:
@@ -101,23 +138,49 @@ def _build_questions(spec: MCQDatasetConfig, ctx: BuildContext, inputs: Mapping[
 
 
 def _build_distractors(spec: MCQDatasetConfig, ctx: BuildContext, inputs: Mapping[str, Iterable[Row]]) -> Iterator[BasePrompt]:
-    system = system_message(DISTRACTORS_SCHEMA)
+    system = system_message(distractors_schema(spec))
     template = DISTRACTOR_PROMPT.template(spec)
-    for row in inputs["questions"]:
-        filled = template.fill({
-            "language_name": language_name(spec, row["language"]),
-            "language_code": row["language"],
-            "document": row["document"],
-            "context": row.get("context", ""),
-            "question": row["question"],
-            "correct_answer": row["correct_answer"],
-        })
-        meta = {k: row[k] for k in ("language", "document", "question", "correct_answer")}
-        meta["parent"] = row["row_id"]
-        if "context" in row:
-            meta["context"] = row["context"]
-        yield BasePrompt(system, filled, meta, row["row_id"], pick_model(spec, "distractors", row["row_id"]),
-                         expand=False)
+    if not grouped(spec):
+        for row in inputs["questions"]:
+            filled = template.fill({**_common(spec, row), "question": row["question"],
+                                    "correct_answer": row["correct_answer"]})
+            one = {k: row[k] for k in ("language", "document", "question", "correct_answer")}
+            one["parent"] = row["row_id"]
+            if "context" in row:
+                one["context"] = row["context"]
+            yield BasePrompt(system, filled, one, row["row_id"], pick_model(spec, "distractors", row["row_id"]),
+                             expand=False)
+        return
+    size = group_size(spec)
+    for questions in _by_request(inputs["questions"]):
+        for start in range(0, len(questions), size):
+            chunk = questions[start:start + size]
+            first = chunk[0]
+            schema = slots_schema(len(chunk))  # exactly one slot per question: no answer for nothing
+            filled = template.fill({**_common(spec, first), "questions": questions_block(chunk)})
+            meta: dict[str, Any] = {"language": first["language"], "document": first["document"],
+                                    "parents": [q["row_id"] for q in chunk],
+                                    "questions": [{"question": q["question"], "correct_answer": q["correct_answer"]}
+                                                  for q in chunk]}
+            if "context" in first:
+                meta["context"] = first["context"]
+            yield BasePrompt(system_message(schema), filled, meta, first["row_id"],
+                             pick_model(spec, "distractors", first["row_id"]), expand=False, schema=schema)
+
+
+def _common(spec: MCQDatasetConfig, row: Row) -> dict[str, str]:
+    return {"language_name": language_name(spec, row["language"]), "language_code": row["language"],
+            "document": row["document"], "context": row.get("context", "")}
+
+
+def _by_request(rows: Iterable[Row]) -> Iterator[list[Row]]:
+    """Question rows grouped by the request that produced them (one document, language and template), in
+    first-seen order, each group in answer order."""
+    groups: dict[str, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(row["request_id"], []).append(row)
+    for group in groups.values():
+        yield sorted(group, key=lambda r: row_order(r["row_id"]))
 
 
 def _question_rows(spec: Any, request: Mapping[str, Any], answer: Mapping[str, Any]) -> list[Row]:
@@ -125,16 +188,25 @@ def _question_rows(spec: Any, request: Mapping[str, Any], answer: Mapping[str, A
 
 
 def _distractor_rows(spec: Any, request: Mapping[str, Any], answer: Mapping[str, Any]) -> list[Row]:
-    row = provenance(request, f"{request['id']}-0")
-    for i, wrong in enumerate(answer["incorrect_answers"], 1):
-        row[f"incorrect_answer_{i}"] = wrong
-    return [row]
+    """One row per question of the request, with its `incorrect_answer_1..3` and its `parent` question row."""
+    meta = request["meta"]
+    if "parents" not in meta:
+        return [{**provenance(request, f"{request['id']}-0"), **{k: answer[k] for k in INCORRECT_ANSWERS}}]
+    base = {k: v for k, v in provenance(request, "").items() if k not in ("parents", "questions")}
+    rows = []
+    for k, (parent, question) in enumerate(zip(meta["parents"], meta["questions"], strict=True)):
+        slot = answer[f"question_{k + 1}"]
+        rows.append({**base, "row_id": f"{request['id']}-{k}", "parent": parent, **question,
+                     **{name: slot[name] for name in INCORRECT_ANSWERS}})
+    return rows
 
 
 def stages(spec: MCQDatasetConfig) -> list[Stage]:
     return [
         Stage("questions", "questions", (), QUESTIONS_SCHEMA, _build_questions, _question_rows),
-        Stage("distractors", "distractors", ("questions",), DISTRACTORS_SCHEMA, _build_distractors, _distractor_rows),
+        Stage("distractors", "distractors", ("questions",), distractors_schema(spec), _build_distractors,
+              _distractor_rows, variants=tuple(slots_schema(n) for n in range(1, group_size(spec)))
+              if grouped(spec) else ()),
     ]
 
 

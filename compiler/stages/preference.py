@@ -36,21 +36,22 @@ from .base import (
     system_message,
 )
 
+# What repeats comes first (compiler/caching.py): the document before anything per language or per item, so
+# the requests of one document share a cacheable prefix whatever their language.
 DEFAULT_PROMPTS = (
-    "Based on the document below, write {num_samples} diverse questions in {language_name} that a user "
-    "could ask an AI assistant. Each must be self-contained (understandable without the document) and "
-    "answerable with the information in it.\n\nDocument:\n{document}",
+    "Document:\n{document}\n\nBased on the document above, write {num_samples} diverse questions in "
+    "{language_name} that a user could ask an AI assistant. Each must be self-contained (understandable "
+    "without the document) and answerable with the information in it.",
 )
 
 _ANSWER_RULES = PromptRules(
     mandatory=frozenset({"question"}),
     allowed=frozenset({"question", "document", "language_name", "language_code"}),
 )
-# what repeats comes first (instructions, then the document), so vendors' prompt caches can reuse it
 CHOSEN_PROMPT = StagePrompt("chosen_response_generation_prompt", parse_template(
-    "Answer the user's question in {language_name} as well as you can: accurate, complete, well organised "
-    "and genuinely helpful. Use the reference document, but do not mention it.\n\nReference document:\n"
-    "{document}\n\nQuestion: {question}"
+    "Reference document:\n{document}\n\nAnswer the user's question below in {language_name} as well as you "
+    "can: accurate, complete, well organised and genuinely helpful. Use the reference document, but do not "
+    "mention it.\n\nQuestion: {question}"
 ), _ANSWER_RULES)
 REJECTED_PROMPT = StagePrompt("rejected_response_generation_prompt", parse_template(
     "Answer the following question in {language_name}.\n\nQuestion: {question}"
