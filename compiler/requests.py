@@ -9,6 +9,7 @@ params, schema, replica})`; tests hold both equalities.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
@@ -136,7 +137,15 @@ def _mark_shared_prefixes(pending: Iterable[_Pending]) -> Iterator[_Pending]:
     """
     run: list[_Pending] = []
     document: object = None
-    for item in pending:
+    items = iter(pending)
+    first = next(items, None)
+    if first is None:
+        return
+    if "document" not in first.request["meta"]:  # a stage of a type without documents: nothing to count
+        yield first
+        yield from items
+        return
+    for item in itertools.chain([first], items):
         end = shared_prefix(item.request)
         doc = item.request["meta"].get("document") if end else None
         if run and doc != document:  # another document, or none: the run is complete (order is kept)

@@ -88,8 +88,8 @@ def adapt_schema(schema: Mapping[str, Any], findings: SchemaFindings, path: str 
     all_of = s.pop("allOf", None)
 
     low, high = s.get("minimum"), s.get("maximum")
-    if (type_ == "integer" and "enum" not in s and "const" not in s and _is_int(low) and _is_int(high)
-            and 0 <= high - low <= MAX_INTEGER_ENUM):
+    if (type_ == "integer" and "enum" not in s and "const" not in s and isinstance(low, int) and isinstance(high, int)
+            and not isinstance(low, bool) and not isinstance(high, bool) and 0 <= high - low <= MAX_INTEGER_ENUM):
         # a small integer range (a judge's 1-10 score) as the enum of its values, which the vendor enforces;
         # minimum/maximum would only be described (datafast's choice: the SDK describes them)
         s["enum"] = list(range(low, high + 1))
@@ -164,10 +164,6 @@ def _note_unused(findings: SchemaFindings, path: str, **ignored: object) -> None
     for keyword, value in ignored.items():
         if value is not None:
             findings.note(keyword, path, f"next to anyOf {_DROPPED}")
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_primitive(value: object) -> bool:
