@@ -2,7 +2,7 @@
 way (one online call per request, no prompt-cache layout), on the mcq and preference examples.
 
 Usage (from the repo root): python bench/cost.py [--documents 20] [--doc-tokens 2000] [--original-prompt]
-[--json]
+[--prompt-cache-ttl auto|5m|1h] [--json]
 
 Each type runs end to end against in-process emulators on 127.0.0.1 (tests/emulators), which report
 tokens and prompt-cache reads/writes the way each vendor does (a repeated prefix over the model's minimum,
@@ -152,11 +152,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--doc-tokens", type=int, default=2000)
     parser.add_argument("--original-prompt", action="store_true",
                         help="mcq: also compare with the original's distractor prompt shape (no document)")
+    parser.add_argument("--prompt-cache-ttl", choices=("auto", "5m", "1h"), default="auto",
+                        help="the specs' prompt_cache_ttl (Anthropic cache lifetime)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     documents = [document(i, args.doc_tokens) for i in range(args.documents)]
     results = []
     for kind, spec in specs(documents).items():
+        if args.prompt_cache_ttl != "auto":
+            spec = {**spec, "prompt_cache_ttl": args.prompt_cache_ttl}
         work = Path(tempfile.mkdtemp(prefix=f"bench-cost-{kind}-"))
         try:
             results += run(kind, spec, documents, work, args.original_prompt)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .caching import cached_prefix_tokens
+from .caching import count_cache
 from .checks import check_spec
 from .errors import SpecError, SpecIssue
 from .hashing import content_hash
@@ -83,7 +83,24 @@ def stage_request_lines(prepared: Prepared, stage: Stage, inputs: Mapping[str, I
         raise ValueError(f"stage {stage.name!r} needs the rows of {', '.join(missing)}")
     base = stage.build(spec, BuildContext(prepared.base_dir), rows)
     return expand_requests(stage.name, schema_key(stage.name, stage.schema), base, spec.expansion,
-                           spec.generation.params(), ids or IdAssigner())
+                           spec.generation.params(), ids or IdAssigner(), long_ttl_from(spec, stage))
+
+
+# auto: a batch may take longer than the 5-minute cache to reach all the requests of a prefix (Anthropic
+# suggests the 1-hour cache for batches with shared context); 1h writes cost 2x the input price, so only
+# prefixes read at least twice pay for it (2 + 0.1 + 0.1 < 3 uncached), where 5m costs 1.25 per write
+AUTO_LONG_TTL_FROM = 3
+
+
+def long_ttl_from(spec: DatasetConfigBase, stage: Stage) -> int | None:
+    """From how many requests sharing a prefix the stage's Anthropic requests use the 1-hour cache
+    (`prompt_cache_ttl`): 2 with 1h, none with 5m; auto: 3 for batch requests, none for online ones."""
+    ttl = getattr(spec, "prompt_cache_ttl", "auto")
+    if ttl == "1h":
+        return 2
+    if ttl == "5m" or spec.online_for(stage.role):
+        return None
+    return AUTO_LONG_TTL_FROM
 
 
 @dataclass
@@ -102,19 +119,12 @@ class Summary:
         key = (request["stage"], request["model"], meta.get("language", ""), meta.get("label", meta.get("topic")))
         group = self.groups.get(key)
         if group is None:
-            group = self.groups[key] = [0, 0, 0, 0, 0]
+            group = self.groups[key] = [0] * 6
         messages = request["messages"]
         group[0] += 1
         group[1] += estimate_input_tokens(messages)
         group[2] += estimate_output_tokens(items, request["params"]["max_tokens"])
-        cached = cached_prefix_tokens(request)
-        if cached is not None:  # the first request with a prefix writes the cache, the next ones read it
-            if cached[0] in self.prefixes:
-                group[3] += cached[1]
-            else:
-                self.prefixes.add(cached[0])
-                if request["model"].startswith("anthropic:"):  # the only vendor billing writes above input
-                    group[4] += cached[1]
+        count_cache(request, self.prefixes, group)  # the first request with a prefix writes it, the next read
 
     @property
     def requests(self) -> int:
@@ -122,7 +132,7 @@ class Summary:
 
     def as_dict(self) -> dict[str, Any]:
         by: dict[str, Counter[str]] = defaultdict(Counter)
-        tokens: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+        tokens: dict[str, list[int]] = defaultdict(lambda: [0] * 6)
         for (stage, model, language, label), group in self.groups.items():
             n = group[0]
             by["by_stage"][stage] += n
@@ -136,10 +146,11 @@ class Summary:
         totals: dict[str, float | None] = {"online": 0.0, "batch": 0.0}
         unknown = []
         for model in sorted(tokens):
-            n, inp, out, read, write = tokens[model]
-            cost = self.prices.cost(model, inp, out, read, write)
+            n, inp, out, read, write, write_1h = tokens[model]
+            cost = self.prices.cost(model, inp, out, read, write, write_1h)
             by_model[model] = {"requests": n, "input_tokens": inp, "output_tokens": out,
                                "cache_read_input_tokens": read, "cache_write_input_tokens": write,
+                               "cache_write_1h_input_tokens": write_1h,
                                "cost_online": cost["online"], "cost_batch": cost["batch"]}
             if cost["online"] is None:
                 unknown.append(model)

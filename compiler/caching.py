@@ -101,3 +101,22 @@ def cached_prefix_tokens(request: Mapping[str, Any]) -> tuple[str, int] | None:
     if minimum is None or tokens < minimum:
         return None
     return prefix_key(request, end), tokens
+
+
+def count_cache(request: Mapping[str, Any], seen: set[str], group: list[int]) -> None:
+    """Add a request's estimated prompt-cache tokens to `group` (`[requests, input, output, cache read, cache
+    write, of which 1h cache write]`, as `plan` and manifest.json count them): the first request of a prefix
+    (not in `seen`, which it joins) writes it, Anthropic being the only vendor billing writes above the input
+    price (for 1 hour when `meta.cache_ttl` says so); the next ones read it."""
+    cached = cached_prefix_tokens(request)
+    if cached is None:
+        return
+    key, tokens = cached
+    if key in seen:
+        group[3] += tokens
+        return
+    seen.add(key)
+    if request["model"].startswith("anthropic:"):
+        group[4] += tokens
+        if (request.get("meta") or {}).get("cache_ttl") == "1h":
+            group[5] += tokens

@@ -77,24 +77,27 @@ class PriceTable:
         return None
 
     def cost(self, model: str, input_tokens: int, output_tokens: int, cache_read: int = 0,
-             cache_write: int = 0) -> dict[str, float | None]:
+             cache_write: int = 0, cache_write_1h: int = 0) -> dict[str, float | None]:
         """USD at the online and the batch price. `input_tokens` is the whole prompt; `cache_read` and
         `cache_write` of them were read from / written to the vendor's prompt cache and cost the model's
-        `cache_read` / `cache_write` price (the input price where the table has none)."""
+        `cache_read` / `cache_write` price; `cache_write_1h` of the writes were for 1 hour (Anthropic) and cost
+        `cache_write_1h`. A price the table does not give is the input price."""
         price = self.price(model)
         if price is None:
             return {"online": None, "batch": None}
         read = min(max(cache_read, 0), input_tokens)
         write = min(max(cache_write, 0), input_tokens - read)
+        long = min(max(cache_write_1h, 0), write)
         online = ((input_tokens - read - write) * price["input"] + read * price.get("cache_read", price["input"])
-                  + write * price.get("cache_write", price["input"]) + output_tokens * price["output"]) / 1e6
+                  + (write - long) * price.get("cache_write", price["input"])
+                  + long * price.get("cache_write_1h", price["input"]) + output_tokens * price["output"]) / 1e6
         batched = model.partition(":")[0] in ("openai", "anthropic", "gemini")
         return {"online": round(online, 6), "batch": round(online * (self.batch_discount if batched else 1), 6)}
 
 
 TABLE_KEYS = ("checked", "currency", "unit", "note", "batch_discount", "free_runtimes", "models")
 PRICE_KEYS = ("input", "output")
-OPTIONAL_PRICE_KEYS = ("cache_read", "cache_write")  # USD per 1M cached input tokens read / written
+OPTIONAL_PRICE_KEYS = ("cache_read", "cache_write", "cache_write_1h")  # USD per 1M cached input tokens
 _PRICE_SHAPE = "models: {'runtime:model': {input: USD per 1M input tokens, output: USD per 1M output tokens}}"
 
 
@@ -144,7 +147,7 @@ def _check_price(model: Any, price: Any, fail: Any) -> None:
     for key in price:
         if key not in known:
             raise fail((*where, key), f"unknown key {key!r}{did_you_mean(str(key), known)} (a model's price has "
-                                      "'input' and 'output', optionally 'cache_read' and 'cache_write', USD per "
+                                      "'input' and 'output', optionally 'cache_read', 'cache_write' and 'cache_write_1h', USD per "
                                       "1M tokens)")
     for key in OPTIONAL_PRICE_KEYS:
         value = price.get(key, 0)

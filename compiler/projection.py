@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .build import Prepared, stage_requests
-from .caching import cached_prefix_tokens
+from .caching import count_cache
 from .pricing import (
     CHARS_PER_TOKEN,
     TOKENS_PER_ITEM,
@@ -325,28 +325,22 @@ def _fill(schema: Mapping[str, Any], samples: int, size: int, path: str) -> Any:
 
 
 class _Tally:
-    """Per model: [requests, input tokens, output tokens, cache-read input tokens, cache-write input tokens]."""
+    """Per model: [requests, input tokens, output tokens, cache-read, cache-write, of which 1h cache-write
+    input tokens]."""
 
     def __init__(self) -> None:
         self.models: dict[str, list[int]] = {}
         self.prefixes: set[str] = set()  # shared prefixes (caching.py) already counted once
 
     def _get(self, model: str) -> list[int]:
-        return self.models.setdefault(model, [0, 0, 0, 0, 0])
+        return self.models.setdefault(model, [0] * 6)
 
     def add_request(self, request: Mapping[str, Any], items: int) -> None:
         group = self._get(request["model"])
         group[0] += 1
         group[1] += estimate_input_tokens(request["messages"])
         group[2] += estimate_output_tokens(items, request["params"]["max_tokens"])
-        cached = cached_prefix_tokens(request)
-        if cached is not None:  # as the compiled estimates count it: the first writes, the next ones read
-            if cached[0] in self.prefixes:
-                group[3] += cached[1]
-            else:
-                self.prefixes.add(cached[0])
-                if request["model"].startswith("anthropic:"):
-                    group[4] += cached[1]
+        count_cache(request, self.prefixes, group)  # as the compiled estimates count it
 
     def add(self, model: str, input_tokens: int, output_tokens: int) -> None:
         group = self._get(model)
@@ -366,11 +360,11 @@ def _numbers(tally: Mapping[str, list[int]], prices: PriceTable) -> dict[str, An
     """requests, tokens and cost (sum over models with a price) of per-model groups."""
     out: dict[str, Any] = {"requests": 0, "input_tokens": 0, "output_tokens": 0, "cost_online": 0.0, "cost_batch": 0.0}
     for model in sorted(tally):
-        n, inp, outp, read, write = tally[model]
+        n, inp, outp, *cached = tally[model]
         out["requests"] += n
         out["input_tokens"] += inp
         out["output_tokens"] += outp
-        cost = prices.cost(model, inp, outp, read, write)
+        cost = prices.cost(model, inp, outp, *cached)
         for kind in ("online", "batch"):
             if cost[kind] is not None:
                 out[f"cost_{kind}"] = round(out[f"cost_{kind}"] + cost[kind], 6)
@@ -380,10 +374,11 @@ def _numbers(tally: Mapping[str, list[int]], prices: PriceTable) -> dict[str, An
 def _by_model(tally: Mapping[str, list[int]], prices: PriceTable) -> dict[str, dict[str, Any]]:
     out = {}
     for model in sorted(tally):
-        n, inp, outp, read, write = tally[model]
-        cost = prices.cost(model, inp, outp, read, write)
+        n, inp, outp, read, write, write_1h = tally[model]
+        cost = prices.cost(model, inp, outp, read, write, write_1h)
         out[model] = {"requests": n, "input_tokens": inp, "output_tokens": outp, "cache_read_input_tokens": read,
-                      "cache_write_input_tokens": write, "cost_online": cost["online"], "cost_batch": cost["batch"]}
+                      "cache_write_input_tokens": write, "cache_write_1h_input_tokens": write_1h,
+                      "cost_online": cost["online"], "cost_batch": cost["batch"]}
     return out
 
 
@@ -391,7 +386,7 @@ def _merge(*tallies: Mapping[str, list[int]]) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     for tally in tallies:
         for model, group in tally.items():
-            total = out.setdefault(model, [0, 0, 0, 0, 0])
+            total = out.setdefault(model, [0] * 6)
             for i, v in enumerate(group):
                 total[i] += v
     return out

@@ -114,10 +114,15 @@ def expand_requests(
     expansion: PromptExpansionConfig,
     params: Mapping[str, Any],
     ids: IdAssigner,
+    long_ttl_from: int | None = None,
 ) -> Iterator[tuple[dict[str, Any], bytes]]:
-    """Every request of a stage with its manifest line, in expansion order: base prompt, combination, model."""
+    """Every request of a stage with its manifest line, in expansion order: base prompt, combination, model.
+
+    `long_ttl_from`: Anthropic requests whose prefix that many requests share (or more) get
+    `meta.cache_ttl = "1h"` (the 1-hour prompt cache); None: none does.
+    """
     params = dict(params)
-    return ids.assign(_mark_shared_prefixes(_pending(stage, schema, base_prompts, expansion, params)),
+    return ids.assign(_mark_shared_prefixes(_pending(stage, schema, base_prompts, expansion, params), long_ttl_from),
                       _tail(schema, stage))
 
 
@@ -126,7 +131,7 @@ def _tail(schema: str, stage: str) -> bytes:
     return b',"schema":' + _dumps(schema) + b',"stage":' + _dumps(stage) + b"}"
 
 
-def _mark_shared_prefixes(pending: Iterable[_Pending]) -> Iterator[_Pending]:
+def _mark_shared_prefixes(pending: Iterable[_Pending], long_ttl_from: int | None = None) -> Iterator[_Pending]:
     """Give each request that carries a document prefix (compiler/caching.py) `meta.prefix_shared_by`: how many
     requests of its run of same-document requests (same model, same text up to the document's end) share it.
 
@@ -149,21 +154,23 @@ def _mark_shared_prefixes(pending: Iterable[_Pending]) -> Iterator[_Pending]:
         end = shared_prefix(item.request)
         doc = item.request["meta"].get("document") if end else None
         if run and doc != document:  # another document, or none: the run is complete (order is kept)
-            yield from _counted(run)
+            yield from _counted(run, long_ttl_from)
             run = []
         if end:
             document = doc
             run.append(item)
         else:
             yield item
-    yield from _counted(run)
+    yield from _counted(run, long_ttl_from)
 
 
-def _counted(run: list[_Pending]) -> Iterator[_Pending]:
+def _counted(run: list[_Pending], long_ttl_from: int | None) -> Iterator[_Pending]:
     keys = [prefix_key(p.request, shared_prefix(p.request)) for p in run]
     counts = Counter(keys)
     for p, key in zip(run, keys, strict=True):
         meta = {**p.request["meta"], "prefix_shared_by": counts[key]}
+        if long_ttl_from is not None and counts[key] >= long_ttl_from and p.request["model"].startswith("anthropic:"):
+            meta["cache_ttl"] = "1h"
         p.request["meta"] = meta
         yield p._replace(meta=_dumps(meta))
 

@@ -194,6 +194,11 @@ class DatasetConfigBase(_Model):
         None, gt=0, exclude_if=lambda value: value is None,  # absent from the normalized spec unless given
         description="Budget of the run in the price table's currency (USD): a wave that could pass it is not "
                     "sent (`submit`/`run`/`preview` --max-cost overrides it).")
+    prompt_cache_ttl: Literal["auto", "5m", "1h"] = Field(
+        "auto", exclude_if=lambda value: value == "auto",  # absent from the normalized spec unless given
+        description="Anthropic prompt-cache lifetime of a shared document prefix (writes cost 1.25x the input "
+                    "price for 5m, 2x for 1h; reads 0.1x). auto: 1h for batch requests whose prefix 3 or more "
+                    "requests share (a batch can take longer than 5 minutes to run them all), else 5m.")
     license: str | None = Field(
         None, exclude_if=lambda value: value is None,  # absent from the normalized spec unless given
         pattern=r"^[a-z0-9][a-z0-9.+-]*$",

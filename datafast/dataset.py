@@ -416,7 +416,8 @@ def _usage(tokens: dict[str, list[int]], rejected: dict[str, list[int]], spent: 
     for model, t in sorted(tokens.items()):
         inp, cached = t[0] + t[n], t[2] + t[n + 2]
         by_model[model] = {"input_tokens": inp, "output_tokens": t[1] + t[n + 1], "cache_read_input_tokens": cached,
-                           "cache_write_input_tokens": t[3] + t[n + 3], "online_input_tokens": t[n],
+                           "cache_write_input_tokens": t[3] + t[n + 3], "cache_write_1h_input_tokens": t[4] + t[n + 4],
+                           "online_input_tokens": t[n],
                            "online_output_tokens": t[n + 1], "cached_share": round(cached / inp, 4) if inp else 0.0,
                            "cost": _priced_rounded(prices, model, t),
                            "rejected_cost": _priced_rounded(prices, model, rejected.get(model, [0] * 2 * n))}

@@ -162,10 +162,13 @@ class AnthropicRuntime(BatchRuntime):
         message = outcome.get("message") or {}
         usage = message.get("usage") or {}
         read, write = usage.get("cache_read_input_tokens") or 0, usage.get("cache_creation_input_tokens") or 0
+        # of the writes, those for 1 hour (2x the input price, 5 minutes: 1.25x); without the split, 5 minutes
+        long = min((usage.get("cache_creation") or {}).get("ephemeral_1h_input_tokens") or 0, write)
         # input_tokens excludes cached prompt tokens; count them so usage means the same across vendors
         tokens: dict[str, Any] = {"input_tokens": (usage.get("input_tokens") or 0) + read + write,
                                   "output_tokens": usage.get("output_tokens") or 0,
-                                  "cache_read_input_tokens": read, "cache_write_input_tokens": write}
+                                  "cache_read_input_tokens": read, "cache_write_input_tokens": write,
+                                  "cache_write_1h_input_tokens": long}
         stop = message.get("stop_reason")
         text = _text(message.get("content") or [])
         if stop in STOP_ERRORS:

@@ -86,12 +86,14 @@ def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
 
 def result(request_id: str, runtime: str, model: str, *, text: str | None = None,
            input_tokens: int = 0, output_tokens: int = 0, cache_read_input_tokens: int = 0,
-           cache_write_input_tokens: int = 0, finish_reason: str | None = None,
+           cache_write_input_tokens: int = 0, cache_write_1h_input_tokens: int = 0,
+           finish_reason: str | None = None,
            error_kind: str | None = None, error_message: str = "") -> dict[str, Any]:
     """One normalized result line: status ok with text, or error with kind, message and retryable.
 
     `usage.input_tokens` is every prompt token, cached or not; of them, `cache_read_input_tokens` were read from
-    the vendor's prompt cache and `cache_write_input_tokens` written to it, each present only when not 0.
+    the vendor's prompt cache and `cache_write_input_tokens` written to it, of which
+    `cache_write_1h_input_tokens` for 1 hour (Anthropic), each present only when not 0.
     """
     error = None
     if error_kind is not None:
@@ -101,6 +103,8 @@ def result(request_id: str, runtime: str, model: str, *, text: str | None = None
         usage["cache_read_input_tokens"] = int(cache_read_input_tokens)
     if cache_write_input_tokens:
         usage["cache_write_input_tokens"] = int(cache_write_input_tokens)
+    if cache_write_1h_input_tokens:
+        usage["cache_write_1h_input_tokens"] = int(cache_write_1h_input_tokens)
     return {
         "id": request_id,
         "status": "error" if error else "ok",

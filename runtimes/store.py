@@ -100,12 +100,15 @@ def id_key(request_id: str) -> int:
         return int.from_bytes(hashlib.sha256(request_id.encode()).digest()[:8], "big")
 
 
-TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_write_input_tokens")
+# the order of PriceTable.cost's token arguments; cache_write_1h_input_tokens are the part of the cache writes
+# made for 1 hour (Anthropic's `cache_creation.ephemeral_1h_input_tokens`, 2x the input price)
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_write_input_tokens",
+                "cache_write_1h_input_tokens")
 
 
 def usage_counts(result: dict[str, Any]) -> list[int]:
     """A result's usage as TOKEN_FIELDS counts, in the batch half or the online half (online calls cost the
-    full price): `[batch in, out, cache read, cache write, online in, out, cache read, cache write]`."""
+    full price): `[batch in, out, cache read, cache write, 1h cache write, online in, out, ...]`."""
     usage = result.get("usage")
     counts = [_count(usage.get(name)) for name in TOKEN_FIELDS] if isinstance(usage, dict) else [0] * len(TOKEN_FIELDS)
     empty = [0] * len(TOKEN_FIELDS)

@@ -214,3 +214,83 @@ def test_the_compiler_counts_the_requests_sharing_each_prefix(tmp_path):
     sonnet = summary.as_dict()["estimate"]["by_model"]["anthropic:claude-sonnet-4-5"]
     one_prefix = sonnet["cache_write_input_tokens"]
     assert one_prefix > 0 and sonnet["cache_read_input_tokens"] == 2 * one_prefix  # the lone one neither writes
+
+
+def chosen_requests(spec_extra: dict, questions_per_document: tuple[int, ...]) -> list[dict]:
+    from datafast.compiler.build import prepare, stage_requests
+    from datafast.compiler.spec import PreferenceDatasetConfig
+
+    docs = [DOC.replace("river", f"river {i}") for i in range(len(questions_per_document))]
+    spec = PreferenceDatasetConfig(name="p", input_documents=docs,
+                                   models={"questions": ["openai:q"], "chosen": ["anthropic:claude-sonnet-4-5"],
+                                           "rejected": ["openai:gpt-4.1-mini"]}, **spec_extra)
+    prepared = prepare(spec)
+    rows = [{"row_id": f"r{d}-{k}", "request_id": f"r{d}", "stage": "questions", "model": "openai:q",
+             "language": "en", "document": docs[d], "question": f"Question {d}.{k}?"}
+            for d, n in enumerate(questions_per_document) for k in range(n)]
+    return list(stage_requests(prepared, prepared.stage("chosen"), {"questions": rows}))
+
+
+def ttl_by_document(requests: list[dict]) -> dict[int, set]:
+    out: dict[int, set] = {}
+    for r in requests:
+        line = render("anthropic", {**r, "schema": "s"})
+        content = line["params"]["messages"][-1]["content"]
+        ttl = content[0]["cache_control"].get("ttl", "5m") if isinstance(content, list) else None
+        out.setdefault(int(r["meta"]["question"].split()[1].split(".")[0]), set()).add(ttl)
+    return out
+
+
+def test_prompt_cache_ttl_auto_uses_one_hour_for_batch_prefixes_read_twice_or_more():
+    # a prefix of 3+ batch requests: 1h (2x write + 0.1x reads beats 3 uncached whenever the batch outlasts
+    # 5 minutes); of 2: 5m (a 1h write and one read cost more than 2 uncached); of 1: no breakpoint at all
+    assert ttl_by_document(chosen_requests({}, (3, 2, 1))) == {0: {"1h"}, 1: {"5m"}, 2: {None}}
+    assert ttl_by_document(chosen_requests({"prompt_cache_ttl": "1h"}, (3, 2, 1))) == {0: {"1h"}, 1: {"1h"}, 2: {None}}
+    assert ttl_by_document(chosen_requests({"prompt_cache_ttl": "5m"}, (3, 2))) == {0: {"5m"}, 1: {"5m"}}
+    # sent online, in order and close together: the 5-minute cache is enough
+    assert ttl_by_document(chosen_requests({"online": ["chosen"]}, (3,))) == {0: {"5m"}}
+
+
+def test_one_hour_writes_are_estimated_at_their_price():
+    from datafast.compiler.build import Summary
+    from datafast.compiler.pricing import PriceTable
+
+    def estimate(extra: dict) -> dict:
+        summary = Summary(PriceTable.load())
+        for r in chosen_requests(extra, (3,)):
+            summary.add(r, 1)
+        return summary.as_dict()["estimate"]["by_model"]["anthropic:claude-sonnet-4-5"]
+
+    hour, five = estimate({}), estimate({"prompt_cache_ttl": "5m"})
+    assert hour["cache_write_1h_input_tokens"] == hour["cache_write_input_tokens"] > 0
+    assert five["cache_write_1h_input_tokens"] == 0 and five["cache_write_input_tokens"] == hour["cache_write_input_tokens"]
+    extra = hour["cache_write_input_tokens"] * (6.0 - 3.75) / 1e6  # sonnet 4.5: 1h writes 6 USD/M, 5m 3.75
+    assert hour["cost_online"] == pytest.approx(five["cost_online"] + extra, abs=1e-6)
+
+
+def test_a_batch_run_writes_one_hour_caches_and_collect_prices_them(tmp_path, emulator_factory):
+    from datafast.compiler.pricing import PriceTable
+    from datafast.dataset import collect_to
+    from datafast.pipeline import advance
+
+    from .test_stages_e2e import PREFERENCE, compile_spec, env_for, start
+
+    emus = start(emulator_factory, "openai", "anthropic")
+    documents = [(f"Document {i}. " + DOC.replace("river", word)) for i, word in enumerate(["river", "creek"])]
+    spec = {**PREFERENCE, "input_documents": documents, "num_samples_per_prompt": 3, "llm_as_judge": False,
+            "models": {**PREFERENCE["models"], "questions": ["openai:gpt-4.1-mini", "openai:gpt-4.1-nano",
+                                                             "openai:gpt-4.1"], "rejected": ["openai:gpt-4.1-mini"]}}
+    out = compile_spec(tmp_path, spec)
+    assert advance(out, wait=True, poll_interval=0.01, env=env_for(emus)).finished
+    chosen = [json.loads(x) for x in (out / "stages" / "chosen" / "manifest.jsonl").read_text().splitlines()]
+    hour = {r["id"] for r in chosen if r["meta"].get("cache_ttl") == "1h"}
+    assert hour and all(r["meta"]["prefix_shared_by"] >= 3 for r in chosen if r["id"] in hour)
+    results = [json.loads(x) for f in (out / "results").glob("*.jsonl") for x in f.read_text().splitlines()]
+    written = [r["usage"] for r in results if r["id"] in hour and r["usage"].get("cache_write_input_tokens")]
+    assert written and all(u["cache_write_1h_input_tokens"] == u["cache_write_input_tokens"] for u in written)
+    sonnet = collect_to(out).usage["by_model"]["anthropic:claude-sonnet-4-5"]
+    assert sonnet["cache_write_1h_input_tokens"] == sum(u["cache_write_1h_input_tokens"] for u in written)
+    expected = PriceTable.load().cost("anthropic:claude-sonnet-4-5", sonnet["input_tokens"], sonnet["output_tokens"],
+                                      sonnet["cache_read_input_tokens"], sonnet["cache_write_input_tokens"],
+                                      sonnet["cache_write_1h_input_tokens"])["batch"]
+    assert sonnet["cost"] == pytest.approx(expected, abs=1e-6)

@@ -124,3 +124,25 @@ def test_gemini_cached_content_is_read_tokens(gemini_emulator: GeminiEmulator, t
     again = online.send(gemini_line("q2", "Third question: how high is the tide?"), "gemini:gemini-2.5-flash")
     assert again["status"] == "ok" and again["usage"]["cache_read_input_tokens"] == 2500
     assert again["usage"]["input_tokens"] == (10_001 + 37 + 3) // 4 + 3
+
+
+def test_anthropic_one_hour_writes_are_counted_apart(anthropic_emulator: AnthropicEmulator, tmp_path: Path) -> None:
+    """`cache_creation.ephemeral_1h_input_tokens` -> usage.cache_write_1h_input_tokens (part of the writes), which
+    the price table prices at `cache_write_1h` (2x the input price; 5-minute writes 1.25x)."""
+    from datafast.compiler.pricing import PriceTable
+
+    env = {"ANTHROPIC_API_KEY": "test", "ANTHROPIC_BASE_URL": anthropic_emulator.base_url}
+    lines = [anthropic_line(f"q{i}", q) for i, q in enumerate(QUESTIONS)]
+    for line in lines:
+        line["params"]["system"][1]["cache_control"]["ttl"] = "1h"
+    usage = run_batch(AnthropicRuntime(env), anthropic_emulator, tmp_path, "anthropic:claude-opus-4-8", lines)
+    assert usage["q0"] == {"input_tokens": 1523, "output_tokens": usage["q0"]["output_tokens"],
+                           "cache_write_input_tokens": 1511, "cache_write_1h_input_tokens": 1511}
+    assert usage["q1"] == {"input_tokens": 1525, "output_tokens": usage["q1"]["output_tokens"],
+                           "cache_read_input_tokens": 1511}
+    table = PriceTable.load()
+    sonnet = table.price("anthropic:claude-sonnet-4-5")
+    assert sonnet is not None and sonnet["cache_write_1h"] == 2 * sonnet["input"]
+    five = table.cost("anthropic:claude-sonnet-4-5", 1523, 0, 0, 1511)["online"]
+    hour = table.cost("anthropic:claude-sonnet-4-5", 1523, 0, 0, 1511, 1511)["online"]
+    assert five == round((12 * 3.0 + 1511 * 3.75) / 1e6, 6) and hour == round((12 * 3.0 + 1511 * 6.0) / 1e6, 6)

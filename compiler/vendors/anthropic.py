@@ -257,13 +257,17 @@ class AnthropicRenderer(Renderer):
 def with_cache_breakpoint(request: Mapping[str, Any], messages: list[Any], model_name: str) -> list[Any]:
     """`messages` with a `cache_control` breakpoint ending the request's shared prefix (compiler/caching.py),
     when it is long enough for the model to cache; unchanged otherwise. The text sent is the same: the last
-    user message becomes two text blocks, the first one cached."""
+    user message becomes two text blocks, the first one cached, for 1 hour when `meta.cache_ttl` is "1h"
+    (the compiler's choice, `prompt_cache_ttl`), else for the default 5 minutes."""
     end = shared_prefix(request)
     if not end or prefix_tokens(request, end) < anthropic_min_tokens(model_name):
         return messages
     last = messages[-1]
     content = last["content"]
-    blocks: list[dict[str, Any]] = [{"type": "text", "text": content[:end], "cache_control": {"type": "ephemeral"}}]
+    control = {"type": "ephemeral"}
+    if (request.get("meta") or {}).get("cache_ttl") == "1h":
+        control["ttl"] = "1h"
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": content[:end], "cache_control": control}]
     if content[end:]:
         blocks.append({"type": "text", "text": content[end:]})
     return [*messages[:-1], {"role": last["role"], "content": blocks}]
