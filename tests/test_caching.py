@@ -294,3 +294,28 @@ def test_a_batch_run_writes_one_hour_caches_and_collect_prices_them(tmp_path, em
                                       sonnet["cache_read_input_tokens"], sonnet["cache_write_input_tokens"],
                                       sonnet["cache_write_1h_input_tokens"])["batch"]
     assert sonnet["cost"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_generic_rows_sent_in_several_languages_share_their_long_input(tmp_path):
+    from datafast.compiler.build import prepare, stage_requests, stage_schemas
+    from datafast.compiler.spec import GenericPipelineDatasetConfig
+
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"text": DOC.replace("river", w), "short": "s"}) + "\n"
+                                               for w in ("river", "creek")))
+
+    def requests(prompt: str) -> list[dict]:
+        spec = GenericPipelineDatasetConfig(
+            name="g", source={"file": "in.jsonl"}, input_columns=["text", "short"], output_columns=["summary"],
+            languages={"en": "English", "fr": "French"}, prompts=[prompt], models=["anthropic:claude-sonnet-4-5"])
+        prepared = prepare(spec, base_dir=tmp_path)
+        return list(stage_requests(prepared, prepared.stages[0])), prepared
+
+    first, prepared = requests("{text}\n\n{short}: {num_samples} summary of the text above in {language_name}.")
+    assert [r["meta"]["prefix_shared_by"] for r in first] == [2, 2, 2, 2]  # per row: its two languages
+    renderer = RENDERERS["anthropic"](stage_schemas(prepared.stages), Diagnostics())
+    assert all(isinstance(orjson.loads(renderer.render(r))["params"]["messages"][-1]["content"], list) for r in first)
+    rows = prepared.stages[0].rows(prepared.spec, first[0], {"items": [{"summary": "A delta."}]})
+    assert not {"document", "prefix_shared_by", "cache_ttl"} & set(rows[0])  # sending details stay out of rows
+    late, _ = requests("{num_samples} summary in {language_name}: {text} ({short})")  # the language comes first
+    assert [r["meta"]["prefix_shared_by"] for r in late] == [1, 1, 1, 1]
+    assert all(isinstance(orjson.loads(renderer.render(r))["params"]["messages"][-1]["content"], str) for r in late)

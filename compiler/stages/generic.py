@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
 from typing import Any
 
+from ..caching import MIN_DOCUMENT_CHARS
 from ..hashing import content_hash
 from ..sources import as_text, iter_rows, json_safe
 from ..spec import GenericPipelineDatasetConfig
@@ -49,10 +50,16 @@ def schema(spec: GenericPipelineDatasetConfig) -> dict[str, Any]:
 def _build(spec: GenericPipelineDatasetConfig, ctx: BuildContext, inputs: Mapping[str, Iterable[Row]]) -> Iterator[BasePrompt]:
     templates = [parse_template(p) for p in (spec.prompts or [default_prompt(spec)])]
     system = system_message(schema(spec), spec.system_prompt)
+    # several requests per input row (languages, templates, expansion): its longest input value is a prefix
+    # they may share for the vendors' prompt caches (compiler/caching.py), when the prompts put it first
+    repeats = len(spec.languages) * len(templates) > 1 or any(t.optional for t in templates)
     for row in islice(iter_rows(spec.source, ctx.base_dir), spec.sample_count):
         values = {col: as_text(row.get(col)) for col in spec.input_columns}
         row_key = content_hash(values, 16)
         forward = {col: json_safe(row.get(col)) for col in spec.forward_columns}
+        longest = max(values.values(), key=len, default="")
+        shared = ({"document": longest} if repeats and len(longest) >= MIN_DOCUMENT_CHARS
+                  and "document" not in forward else {})  # a forwarded "document" column keeps its name
         for code, language in spec.languages.items():
             for t, template in enumerate(templates):
                 filled = template.fill({
@@ -64,14 +71,23 @@ def _build(spec: GenericPipelineDatasetConfig, ctx: BuildContext, inputs: Mappin
                 yield BasePrompt(
                     system=system,
                     template=filled,
-                    meta={"language": code, "template": t, "input_key": row_key, **forward},
+                    meta={"language": code, "template": t, "input_key": row_key, **forward, **shared},
                     key=f"{t}\x1f{row_key}\x1f{code}",
                     models=tuple(spec.models),
                 )
 
 
+# request meta that is about sending, not about the row (the final rows of generic are its stage's rows)
+_NOT_ROW = ("document", "prefix_shared_by", "cache_ttl")
+
+
 def _rows(spec: GenericPipelineDatasetConfig, request: Mapping[str, Any], answer: Mapping[str, Any]) -> list[Row]:
-    return items_rows(request, answer, spec.output_columns)
+    rows = items_rows(request, answer, spec.output_columns)
+    for row in rows:
+        for key in _NOT_ROW:
+            if key in row and key not in spec.forward_columns:
+                del row[key]
+    return rows
 
 
 def stages(spec: GenericPipelineDatasetConfig) -> list[Stage]:
