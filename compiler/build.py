@@ -83,7 +83,8 @@ def stage_request_lines(prepared: Prepared, stage: Stage, inputs: Mapping[str, I
         raise ValueError(f"stage {stage.name!r} needs the rows of {', '.join(missing)}")
     base = stage.build(spec, BuildContext(prepared.base_dir), rows)
     return expand_requests(stage.name, schema_key(stage.name, stage.schema), base, spec.expansion,
-                           spec.generation.params(), ids or IdAssigner(), long_ttl_from(spec, stage))
+                           spec.generation.params(), ids or IdAssigner(), stage.documents,
+                           long_ttl_from(spec, stage))
 
 
 # auto: a batch may take longer than the 5-minute cache to reach all the requests of a prefix (Anthropic
@@ -123,7 +124,7 @@ class Summary:
         messages = request["messages"]
         group[0] += 1
         group[1] += estimate_input_tokens(messages)
-        group[2] += estimate_output_tokens(items, request["params"]["max_tokens"])
+        group[2] += estimate_output_tokens(request_items(request, items), request["params"]["max_tokens"])
         count_cache(request, self.prefixes, group)  # the first request with a prefix writes it, the next read
 
     @property
@@ -180,6 +181,13 @@ class Summary:
 def stage_schemas(stages: Iterable[Stage]) -> dict[str, dict[str, Any]]:
     """manifest.json's `schemas`: every answer schema a request of these stages may carry, by key."""
     return {schema_key(s.name, schema): schema for s in stages for schema in (s.schema, *s.variants)}
+
+
+def request_items(request: Mapping[str, Any], items: int) -> int:
+    """Items in the answer of `request`, whose stage's answers have `items`: a request built from several input
+    rows (`meta.parents`: grouped mcq distractors, one slot each) answers one item per row."""
+    parents = request["meta"].get("parents")
+    return len(parents) if parents else items
 
 
 def _items_per_answer(spec: DatasetConfigBase, stage: Stage) -> int:

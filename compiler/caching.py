@@ -71,9 +71,11 @@ def prefix_tokens(request: Mapping[str, Any], end: int) -> int:
 
 
 def prefix_key(request: Mapping[str, Any], end: int) -> str:
-    """A stable key of (model, every message before the prefix end): equal for requests sharing it."""
+    """A stable key of (model, answer schema, every message before the prefix end): equal for requests sharing
+    it. The schema counts: vendors put a structured-output schema before the messages, so requests with
+    different schemas share no cached prefix (OpenAI's prompt-caching guide says so of its own)."""
     messages = request["messages"]
-    return "df-" + content_hash([request["model"], [m.get("content") for m in messages[:-1]],
+    return "df-" + content_hash([request["model"], request.get("schema"), [m.get("content") for m in messages[:-1]],
                                  messages[-1]["content"][:end]], 24)
 
 

@@ -215,6 +215,13 @@ def _stage_prompts(spec: DatasetConfigBase) -> list[Finding]:
             continue
         template = parse_template(source)
         where = (prompt.field,)
+        if prompt.alternative is not None and template.mandatory & prompt.rules.mandatory \
+                and template.mandatory & prompt.alternative.mandatory:
+            errors.append((where, "use either " + ", ".join(f"{{{m}}}" for m in sorted(prompt.rules.mandatory))
+                           + " (one request per question) or " + ", ".join(
+                               f"{{{m}}}" for m in sorted(prompt.alternative.mandatory))
+                           + " (all the questions of a document in one request), not both"))
+            continue
         rules = prompt.rules_for(template)
         other = ""
         if prompt.alternative is not None and rules is prompt.rules:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .build import Prepared, stage_requests
+from .build import Prepared, request_items, stage_requests
 from .caching import count_cache
 from .pricing import (
     CHARS_PER_TOKEN,
@@ -339,7 +339,7 @@ class _Tally:
         group = self._get(request["model"])
         group[0] += 1
         group[1] += estimate_input_tokens(request["messages"])
-        group[2] += estimate_output_tokens(items, request["params"]["max_tokens"])
+        group[2] += estimate_output_tokens(request_items(request, items), request["params"]["max_tokens"])
         count_cache(request, self.prefixes, group)  # as the compiled estimates count it
 
     def add(self, model: str, input_tokens: int, output_tokens: int) -> None:

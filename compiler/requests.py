@@ -9,7 +9,6 @@ params, schema, replica})`; tests hold both equalities.
 from __future__ import annotations
 
 import hashlib
-import itertools
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
@@ -114,16 +113,20 @@ def expand_requests(
     expansion: PromptExpansionConfig,
     params: Mapping[str, Any],
     ids: IdAssigner,
+    documents: bool = False,
     long_ttl_from: int | None = None,
 ) -> Iterator[tuple[dict[str, Any], bytes]]:
     """Every request of a stage with its manifest line, in expansion order: base prompt, combination, model.
 
-    `long_ttl_from`: Anthropic requests whose prefix that many requests share (or more) get
+    `documents`: the stage's requests may carry `meta.document` (`Stage.documents`), whose prefixes are
+    counted. `long_ttl_from`: Anthropic requests whose prefix that many requests share (or more) get
     `meta.cache_ttl = "1h"` (the 1-hour prompt cache); None: none does.
     """
     params = dict(params)
-    return ids.assign(_mark_shared_prefixes(_pending(stage, schema, base_prompts, expansion, params), long_ttl_from),
-                      _tail(schema, stage))
+    pending = _pending(stage, schema, base_prompts, expansion, params)
+    if documents:
+        pending = _mark_shared_prefixes(pending, long_ttl_from)
+    return ids.assign(pending, _tail(schema, stage))
 
 
 def _tail(schema: str, stage: str) -> bytes:
@@ -142,15 +145,7 @@ def _mark_shared_prefixes(pending: Iterable[_Pending], long_ttl_from: int | None
     """
     run: list[_Pending] = []
     document: object = None
-    items = iter(pending)
-    first = next(items, None)
-    if first is None:
-        return
-    if "document" not in first.request["meta"]:  # a stage of a type without documents: nothing to count
-        yield first
-        yield from items
-        return
-    for item in itertools.chain([first], items):
+    for item in pending:
         end = shared_prefix(item.request)
         doc = item.request["meta"].get("document") if end else None
         if run and doc != document:  # another document, or none: the run is complete (order is kept)

@@ -191,6 +191,7 @@ class Submitter:
                  on_progress: Callable[[str], None] | None = None, display: Display | None = None):
         self.od, self.env, self.max_tokens = od, env, max_tokens
         self._runtimes: dict[str, Any] = {}
+        self._variant_schemas: dict[str, tuple[tuple[int, int], dict[str, str]]] = {}  # see _schemas_of
         self.progress = on_progress or log.info
         self.display = display or QUIET  # live bars (CLI); the progress messages stay for logs and the API
 
@@ -202,13 +203,19 @@ class Submitter:
     def _schema_of_stage(self, stage: str) -> str:
         return next(s.schema for s in self.od.manifest.stages if s.name == stage)
 
-    def _schemas_of(self, stage: str, ids: set[str]) -> dict[str, str]:
+    def _schemas_of(self, stage: str) -> dict[str, str]:
         """The schema key of each request id of `stage` whose schema is not the stage's own (grouped mcq
-        distractors carry one slot per question); read from the stage's manifest only when it has such."""
-        default = self._schema_of_stage(stage)
-        if not any(key != default and key.startswith(stage + "-") for key in self.od.manifest.schemas):
-            return {}
-        return {r["id"]: r["schema"] for r in self.od.requests(stage) if r["id"] in ids and r["schema"] != default}
+        distractors carry one slot per question): read from the stage's manifest once, only when the stage
+        has such schemas (again if the stage was recompiled since)."""
+        st = (self.od.stage_dir(stage) / "manifest.jsonl").stat()
+        version = (st.st_mtime_ns, st.st_size)
+        cached = self._variant_schemas.get(stage)
+        if cached is None or cached[0] != version:
+            default = self._schema_of_stage(stage)
+            variants = any(key != default and key.startswith(stage + "-") for key in self.od.manifest.schemas)
+            cached = self._variant_schemas[stage] = (version, {r["id"]: r["schema"] for r in self.od.requests(stage)
+                                                               if r["schema"] != default} if variants else {})
+        return cached[1]
 
     def runtime(self, name: str, online: bool = False) -> Any:
         """The adapter of a runtime; with `online`, the one that runs its requests online (its online variant)."""
@@ -328,7 +335,7 @@ class Submitter:
         carried = set(wanted)
         got: dict[str, dict[str, Any]] = {}
         schema = self._schema_of_stage(job.stage)
-        schemas = self._schemas_of(job.stage, carried)
+        schemas = self._schemas_of(job.stage)
         for r in adapter.fetch(job, self.od.store.raw_dir / job.name):
             if r["id"] in carried:  # a vendor line for an id this job did not carry is ignored
                 got[r["id"]] = checked_result(self.builder, schemas.get(r["id"], schema), r)
@@ -400,6 +407,11 @@ class Submitter:
         adapter: OnlineRuntime = self.runtime(runtime, online=True)
         if self.max_tokens is not None:  # --retry-failed --max-tokens: the new output limit, as in batch lines
             requests = [{**r, "params": {**r["params"], "max_tokens": self.max_tokens}} for r in requests]
+        if getattr(self.od.spec, "prompt_cache_ttl", "auto") == "auto":
+            # auto gives batch requests the 1-hour cache; sent online (submit --online, preview), one after the
+            # other, the 5-minute one is enough (compiler.build.long_ttl_from)
+            requests = [{**r, "meta": {k: v for k, v in r["meta"].items() if k != "cache_ttl"}}
+                        if "cache_ttl" in r["meta"] else r for r in requests]
         models = sorted({r["model"] for r in requests})
         if hasattr(adapter, "check_models"):
             adapter.check_models(models)

@@ -319,3 +319,40 @@ def test_generic_rows_sent_in_several_languages_share_their_long_input(tmp_path)
     late, _ = requests("{num_samples} summary in {language_name}: {text} ({short})")  # the language comes first
     assert [r["meta"]["prefix_shared_by"] for r in late] == [1, 1, 1, 1]
     assert all(isinstance(orjson.loads(renderer.render(r))["params"]["messages"][-1]["content"], str) for r in late)
+
+
+def test_sent_online_the_auto_ttl_stays_five_minutes(tmp_path, emulator_factory):
+    from datafast.pipeline import advance
+
+    from .test_stages_e2e import PREFERENCE, compile_spec, env_for, start
+
+    emus = start(emulator_factory, "openai", "anthropic")
+    spec = {**PREFERENCE, "input_documents": [DOC], "num_samples_per_prompt": 3, "llm_as_judge": False,
+            "models": {**PREFERENCE["models"], "questions": ["openai:gpt-4.1-mini", "openai:gpt-4.1-nano",
+                                                             "openai:gpt-4.1"], "rejected": ["openai:gpt-4.1-mini"]}}
+    out = compile_spec(tmp_path, spec)
+    assert advance(out, wait=True, poll_interval=0.01, env=env_for(emus), online=True).finished
+    chosen = [json.loads(x) for x in (out / "stages" / "chosen" / "manifest.jsonl").read_text().splitlines()]
+    assert any(r["meta"].get("cache_ttl") == "1h" for r in chosen)  # compiled for batch
+    results = [json.loads(x) for f in (out / "results").glob("*.jsonl") for x in f.read_text().splitlines()]
+    sonnet = [r["usage"] for r in results if r["model"] == "anthropic:claude-sonnet-4-5"]
+    assert any(u.get("cache_write_input_tokens") for u in sonnet)  # cached, online, for 5 minutes:
+    assert not any(u.get("cache_write_1h_input_tokens") for u in sonnet)
+
+
+def test_generic_prefixes_are_counted_whatever_the_first_row(tmp_path):
+    from datafast.compiler.build import prepare, stage_requests
+    from datafast.compiler.spec import GenericPipelineDatasetConfig
+
+    rows = [{"text": "tiny"}, *({"text": DOC.replace("river", w)} for w in ("river", "creek"))]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = GenericPipelineDatasetConfig(
+        name="g", source={"file": "in.jsonl"}, input_columns=["text"], output_columns=["document", "summary"],
+        languages={"en": "English", "fr": "French"}, models=["anthropic:claude-sonnet-4-5"],
+        prompts=["{text}\n\n{num_samples} document and summary in {language_name}."])
+    prepared = prepare(spec, base_dir=tmp_path)
+    requests = list(stage_requests(prepared, prepared.stages[0]))
+    assert [r["meta"].get("prefix_shared_by") for r in requests] == [None, None, 2, 2, 2, 2]
+    # an output column named like the request's cache details is the model's answer, kept in the row
+    row = prepared.stages[0].rows(spec, requests[2], {"items": [{"document": "D.", "summary": "S."}]})[0]
+    assert (row["document"], row["summary"]) == ("D.", "S.") and "prefix_shared_by" not in row

@@ -247,3 +247,28 @@ def test_a_sampled_run_keeps_only_the_rows_of_its_sample(limit):
                      sample_limit=limit)
     assert requests_of(result) == {"questions": 8, "chosen": 16, "rejected": 16, "judge": 32}
     assert result["stages"][0]["input_tokens"] == 800 and result["stages"][0]["remaining"]["requests"] == 0
+
+
+def test_grouped_distractor_estimates_count_the_questions_each_request_carries(tmp_path):
+    from datafast.compiler.build import Summary, stage_requests
+    from datafast.compiler.pricing import PriceTable
+
+    (tmp_path / "docs.jsonl").write_text(json.dumps({"text": "x" * 300}) + "\n")
+    spec = MCQDatasetConfig(name="m", source={"file": "docs.jsonl"}, num_samples_per_prompt=10,
+                            models=["openai:gpt-4.1-mini"])
+    prepared = prepare(spec, base_dir=tmp_path)
+
+    def output_tokens(questions: int) -> int:
+        rows = [{"row_id": f"q{questions}-{i}", "request_id": f"q{questions}", "stage": "questions",
+                 "model": "openai:gpt-4.1-mini", "language": "en", "document": "Doc.", "question": f"Q{i}?",
+                 "correct_answer": "A."} for i in range(questions)]
+        summary = Summary(PriceTable.load())
+        for request in stage_requests(prepared, prepared.stage("distractors"), {"questions": rows}):
+            summary.add(request, 10)  # the stage's answers have 10 slots; these requests carry fewer
+        return summary.as_dict()["estimate"]["output_tokens"]
+
+    from datafast.compiler.pricing import estimate_output_tokens
+
+    max_tokens = spec.generation.params()["max_tokens"]
+    assert output_tokens(2) == estimate_output_tokens(2, max_tokens) < output_tokens(10) == \
+        estimate_output_tokens(10, max_tokens)

@@ -235,8 +235,9 @@ def test_mcq_distractor_models_split_the_questions(tmp_path):
     prepared = prepare(spec, base_dir=tmp_path)
     rows = _question_rows(40, correct_answer="A.")
     requests = list(stage_requests(prepared, prepared.stage("distractors"), {"questions": rows}))
-    # 40 questions of one questions request, 3 (num_samples_per_prompt) per distractor request, in answer order
-    assert [len(r["meta"]["parents"]) for r in requests] == [3] * 13 + [1]
+    # 40 questions of one questions request, at most 3 (num_samples_per_prompt) per distractor request, in
+    # answer order, in chunks as equal as possible
+    assert [len(r["meta"]["parents"]) for r in requests] == [3] * 12 + [2, 2]
     assert sorted(p for r in requests for p in r["meta"]["parents"]) == sorted(r["row_id"] for r in rows)
     assert requests[0]["meta"]["parents"] == ["qreq-0", "qreq-1", "qreq-2"]
     assert {r["model"] for r in requests} == {"gemini:d1", "anthropic:d2"}
@@ -248,11 +249,14 @@ def test_mcq_grouped_distractors_are_capped_at_ten_questions_a_request(tmp_path)
     prepared = prepare(spec, base_dir=tmp_path)
     stage = prepared.stage("distractors")
     assert list(stage.schema["properties"]) == [f"question_{k}" for k in range(1, 11)]
-    requests = list(stage_requests(prepared, stage, {"questions": _question_rows(25, correct_answer="A.")}))
-    assert [len(r["meta"]["parents"]) for r in requests] == [10, 10, 5]
+    rows = _question_rows(25, correct_answer="A.", document="A long document. " * 100)
+    requests = list(stage_requests(prepared, stage, {"questions": rows}))
+    assert [len(r["meta"]["parents"]) for r in requests] == [9, 8, 8]  # as equal as possible, at most 10
     schemas = prepare_schemas(prepared)
-    assert requests[0]["schema"] == requests[1]["schema"] != requests[2]["schema"]
-    assert [len(schemas[r["schema"]]["properties"]) for r in requests] == [10, 10, 5]
+    assert requests[0]["schema"] != requests[1]["schema"] == requests[2]["schema"]
+    assert [len(schemas[r["schema"]]["properties"]) for r in requests] == [9, 8, 8]
+    # the two 8-question requests share the document's prefix; the 9-question one (another schema) does not
+    assert [r["meta"]["prefix_shared_by"] for r in requests] == [1, 2, 2]
 
 
 def test_mcq_distractors_of_two_questions_requests_are_not_mixed(tmp_path):
@@ -375,7 +379,8 @@ PROMPT_ERRORS = [
      "distractor_prompt", "missing mandatory placeholder {correct_answer}; distractor_prompt must contain "
      "{correct_answer}, {question}; or, for all the questions of a document in one request, {questions}"),
     ("distractor-both-forms", MCQ + "distractor_prompt: 'Wrong answers to {questions}, not {correct_answer}'\n",
-     "distractor_prompt", "unknown placeholder {correct_answer}"),
+     "distractor_prompt", "use either {correct_answer}, {question} (one request per question) or {questions} "
+     "(all the questions of a document in one request), not both"),
     ("distractor-context-without-column", MCQ + "distractor_prompt: '{question} {correct_answer} {context}'\n",
      "distractor_prompt", "{context} needs 'context_column'"),
     ("persona-unknown", CONVERSATION + "persona_question_reformulation_prompt: '{person}: {question} {persona}'\n",

@@ -59,6 +59,8 @@ class Stage:
     source). `build` turns those rows into base prompts; `rows` turns one validated answer into rows.
     `schema` is the answer schema of its requests (and what estimates count); `variants` lists any other
     schema a base prompt may carry instead (`BasePrompt.schema`), so the manifest's `schemas` has them all.
+    `documents`: its requests may carry `meta.document`, a prompt-cache prefix the compiler counts
+    (`meta.prefix_shared_by`, compiler/caching.py); stages without documents skip that work.
     """
 
     name: str
@@ -68,6 +70,7 @@ class Stage:
     build: Builder
     rows: RowMaker
     variants: tuple[dict[str, Any], ...] = ()
+    documents: bool = False
 
 
 @dataclass(frozen=True)

@@ -85,10 +85,10 @@ def _rows(spec: GenericPipelineDatasetConfig, request: Mapping[str, Any], answer
     rows = items_rows(request, answer, spec.output_columns)
     for row in rows:
         for key in _NOT_ROW:
-            if key in row and key not in spec.forward_columns:
+            if key in row and key not in spec.forward_columns and key not in spec.output_columns:
                 del row[key]
     return rows
 
 
 def stages(spec: GenericPipelineDatasetConfig) -> list[Stage]:
-    return [Stage("generate", "generate", (), schema(spec), _build, _rows)]
+    return [Stage("generate", "generate", (), schema(spec), _build, _rows, documents=True)]

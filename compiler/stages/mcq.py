@@ -153,8 +153,7 @@ def _build_distractors(spec: MCQDatasetConfig, ctx: BuildContext, inputs: Mappin
         return
     size = group_size(spec)
     for questions in _by_request(inputs["questions"]):
-        for start in range(0, len(questions), size):
-            chunk = questions[start:start + size]
+        for chunk in _balanced(questions, size):
             first = chunk[0]
             schema = slots_schema(len(chunk))  # exactly one slot per question: no answer for nothing
             filled = template.fill({**_common(spec, first), "questions": questions_block(chunk)})
@@ -171,6 +170,18 @@ def _build_distractors(spec: MCQDatasetConfig, ctx: BuildContext, inputs: Mappin
 def _common(spec: MCQDatasetConfig, row: Row) -> dict[str, str]:
     return {"language_name": language_name(spec, row["language"]), "language_code": row["language"],
             "document": row["document"], "context": row.get("context", "")}
+
+
+def _balanced(questions: list[Row], size: int) -> Iterator[list[Row]]:
+    """`questions` in the fewest chunks of at most `size`, their sizes as equal as possible (12 by 10: 6 + 6,
+    not 10 + 2): chunks of one size have one schema and can share the document's prompt-cache prefix."""
+    count = -(-len(questions) // size)
+    small, bigger = divmod(len(questions), count)
+    start = 0
+    for i in range(count):
+        end = start + small + (1 if i < bigger else 0)
+        yield questions[start:end]
+        start = end
 
 
 def _by_request(rows: Iterable[Row]) -> Iterator[list[Row]]:
@@ -203,10 +214,10 @@ def _distractor_rows(spec: Any, request: Mapping[str, Any], answer: Mapping[str,
 
 def stages(spec: MCQDatasetConfig) -> list[Stage]:
     return [
-        Stage("questions", "questions", (), QUESTIONS_SCHEMA, _build_questions, _question_rows),
+        Stage("questions", "questions", (), QUESTIONS_SCHEMA, _build_questions, _question_rows, documents=True),
         Stage("distractors", "distractors", ("questions",), distractors_schema(spec), _build_distractors,
               _distractor_rows, variants=tuple(slots_schema(n) for n in range(1, group_size(spec)))
-              if grouped(spec) else ()),
+              if grouped(spec) else (), documents=True),
     ]
 
 

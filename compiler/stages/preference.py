@@ -160,15 +160,15 @@ def _single_rows(fields: tuple[str, ...]) -> Any:
 
 def stages(spec: PreferenceDatasetConfig) -> list[Stage]:
     out = [
-        Stage("questions", "questions", (), QUESTIONS_SCHEMA, _build_questions, _question_rows),
+        Stage("questions", "questions", (), QUESTIONS_SCHEMA, _build_questions, _question_rows, documents=True),
         Stage("chosen", "chosen", ("questions",), RESPONSE_SCHEMA, _answer_builder("chosen", CHOSEN_PROMPT),
-              _single_rows(("response",))),
+              _single_rows(("response",)), documents=True),
         Stage("rejected", "rejected", ("questions",), RESPONSE_SCHEMA, _answer_builder("rejected", REJECTED_PROMPT),
-              _single_rows(("response",))),
+              _single_rows(("response",)), documents=True),
     ]
     if spec.llm_as_judge:
         out.append(Stage("judge", "judge", ("chosen", "rejected"), JUDGE_SCHEMA, _build_judge,
-                         _single_rows(("assessment", "score"))))
+                         _single_rows(("assessment", "score")), documents=True))
     return out
 
 

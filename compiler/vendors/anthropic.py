@@ -41,7 +41,6 @@ STRING_FORMATS = frozenset(
 _PLAIN_TYPES = frozenset({"boolean", "integer", "number", "null"})
 _DROPPED = "is not supported by the vendor; dropped"
 MAX_INTEGER_ENUM = 100  # integer ranges up to this wide are sent as an enum of their values
-SENT_AS_ENUM = "is sent as an enum of the range's integers, which the vendor enforces"
 THINKING_MIN_BUDGET = 1024  # budget_tokens: "Must be ≥1024 and less than `max_tokens`" (ThinkingConfigEnabledParam)
 THINKING_MIN_TOP_P = 0.95
 
@@ -88,13 +87,12 @@ def adapt_schema(schema: Mapping[str, Any], findings: SchemaFindings, path: str 
     all_of = s.pop("allOf", None)
 
     low, high = s.get("minimum"), s.get("maximum")
-    if (type_ == "integer" and "enum" not in s and "const" not in s and isinstance(low, int) and isinstance(high, int)
-            and not isinstance(low, bool) and not isinstance(high, bool) and 0 <= high - low <= MAX_INTEGER_ENUM):
-        # a small integer range (a judge's 1-10 score) as the enum of its values, which the vendor enforces;
-        # minimum/maximum would only be described (datafast's choice: the SDK describes them)
+    if (type_ == "integer" and not {"enum", "const", "multipleOf", "exclusiveMinimum", "exclusiveMaximum"} & s.keys()
+            and isinstance(low, int) and isinstance(high, int) and not isinstance(low, bool)
+            and not isinstance(high, bool) and 0 <= high - low <= MAX_INTEGER_ENUM):
+        # a small integer range (a judge's 1-10 score) as the enum of its values, which the vendor enforces:
+        # nothing is lost, so nothing is reported (the SDK would describe minimum/maximum, unenforced)
         s["enum"] = list(range(low, high + 1))
-        findings.note("minimum", path, SENT_AS_ENUM)
-        findings.note("maximum", path, SENT_AS_ENUM)
         del s["minimum"], s["maximum"]
     enum = s.get("enum")
     if isinstance(enum, list) and enum and all(_is_primitive(v) for v in enum):
