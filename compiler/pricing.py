@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -82,6 +83,12 @@ class PriceTable:
         `cache_write` of them were read from / written to the vendor's prompt cache and cost the model's
         `cache_read` / `cache_write` price; `cache_write_1h` of the writes were for 1 hour (Anthropic) and cost
         `cache_write_1h`. A price the table does not give is the input price."""
+        exact = self.cost_exact(model, input_tokens, output_tokens, cache_read, cache_write, cache_write_1h)
+        return {k: None if v is None else round(v, 6) for k, v in exact.items()}
+
+    def cost_exact(self, model: str, input_tokens: int, output_tokens: int, cache_read: int = 0,
+                   cache_write: int = 0, cache_write_1h: int = 0) -> dict[str, float | None]:
+        """`cost` unrounded: what sums of many requests' costs are made of (no rounding error piles up)."""
         price = self.price(model)
         if price is None:
             return {"online": None, "batch": None}
@@ -92,7 +99,7 @@ class PriceTable:
                   + (write - long) * price.get("cache_write", price["input"])
                   + long * price.get("cache_write_1h", price["input"]) + output_tokens * price["output"]) / 1e6
         batched = model.partition(":")[0] in ("openai", "anthropic", "gemini")
-        return {"online": round(online, 6), "batch": round(online * (self.batch_discount if batched else 1), 6)}
+        return {"online": online, "batch": online * (self.batch_discount if batched else 1)}
 
 
 TABLE_KEYS = ("checked", "currency", "unit", "note", "batch_discount", "free_runtimes", "models")
@@ -151,13 +158,13 @@ def _check_price(model: Any, price: Any, fail: Any) -> None:
                                       "1M tokens)")
     for key in OPTIONAL_PRICE_KEYS:
         value = price.get(key, 0)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise fail((*where, key), f"give a non-negative number (USD per 1M tokens), not {value!r}")
     for key in PRICE_KEYS:
         if key not in price:
             raise fail(where, f"missing '{key}': give numeric 'input' and 'output' prices (USD per 1M tokens)")
         value = price[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise fail((*where, key), f"give numeric 'input' and 'output' prices (USD per 1M tokens), not {value!r}")
         if value < 0:
             raise fail((*where, key), "a price cannot be negative")

@@ -48,13 +48,14 @@ class KnownStage:
         rows: the validated rows collected so far from its answered requests.
         pending: ids of its requests without a final result yet; only these get simulated answers, and their
             tokens are estimated. Requests neither pending nor in `usage` (failed for good) add nothing.
-        usage: actual tokens of its answered requests, `{model: (input_tokens, output_tokens)}`.
+        usage: actual tokens of its answered requests, `{model: (input_tokens, output_tokens[, cache read,
+            cache write, 1h cache write])}`.
     """
 
     requests: list[dict[str, Any]]
     rows: list[Row] = field(default_factory=list)
     pending: set[str] = field(default_factory=set)
-    usage: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    usage: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 def project(prepared: Prepared, prices: PriceTable, known: Mapping[str, KnownStage] | None = None, *,
@@ -217,8 +218,8 @@ def _known_stage(prepared: Prepared, stage: Stage, known: KnownStage, first: boo
                 simulate.append(request)
         else:
             actual.count(request["model"], 1)
-    for model, (inp, out) in known.usage.items():
-        actual.add(model, inp, out)
+    for model, tokens in known.usage.items():
+        actual.add(model, *tokens)
     rows = [r for r in known.rows if _row_in_slice(r, first, sample, included)]
     return actual, remaining, rows + _simulated_rows(prepared, stage, simulate)
 
@@ -342,10 +343,13 @@ class _Tally:
         group[2] += estimate_output_tokens(request_items(request, items), request["params"]["max_tokens"])
         count_cache(request, self.prefixes, group)  # as the compiled estimates count it
 
-    def add(self, model: str, input_tokens: int, output_tokens: int) -> None:
+    def add(self, model: str, input_tokens: int, output_tokens: int, *cached: int) -> None:
+        """Actual tokens: input, output, then optionally cache read, cache write, 1h cache write."""
         group = self._get(model)
         group[1] += input_tokens
         group[2] += output_tokens
+        for i, n in enumerate(cached[:3], 3):
+            group[i] += n
 
     def count(self, model: str, requests: int) -> None:
         self._get(model)[0] += requests

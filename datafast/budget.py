@@ -57,8 +57,8 @@ def spent(index_spent: dict[str, list[int]], prices: PriceTable) -> float:
     n = len(TOKEN_FIELDS)
     total = 0.0
     for model, t in index_spent.items():
-        total += prices.cost(model, *t[:n])["batch"] or 0.0
-        total += prices.cost(model, *t[n:])["online"] or 0.0
+        total += prices.cost_exact(model, *t[:n])["batch"] or 0.0
+        total += prices.cost_exact(model, *t[n:])["online"] or 0.0
     return total
 
 
@@ -96,18 +96,27 @@ def check(od: OutputDir, plan: Plan, manifests: list[Manifest], max_cost: float,
             f"{already + live + batch:.4f}, or lower generation.max_tokens, then run again")
     left = budget.left - batch
     trimmed = Plan(batch=plan.batch, stages=plan.stages)
-    held = 0
+    held, held_cost, next_cost, sent = 0, 0.0, 0.0, 0.0
     for runtime, requests in plan.online.items():
         for request in requests:
             cost = worst_case(request, prices, True)
             if cost <= left + 1e-12:
                 trimmed.online[runtime].append(request)
                 left -= cost
+                sent += cost
             else:
                 held += 1
+                held_cost += cost
+                next_cost = next_cost or cost
+    if held:
+        trimmed.budget_note = (
+            f"max_cost {max_cost:.4f} {currency}: {already:.4f} spent, {live:.4f} in flight, "
+            f"{batch + sent:.4f} for what is sent now (at most), {left:.4f} left; the next online request may cost "
+            f"up to {next_cost:.4f} (estimated input + max_tokens of output, at the online price), so {held:,} "
+            f"request(s) were not sent (up to {held_cost:.4f} in all). Raise --max-cost to at least "
+            f"{already + live + batch + sent + held_cost:.4f} to send them, or lower generation.max_tokens, "
+            "then run again")
     if held and trimmed.empty:
-        raise BudgetExceeded(
-            f"max_cost {max_cost:.4f} {currency} reached: {already:.4f} spent, {live:.4f} in flight; {held:,} "
-            f"request(s) not sent. Raise --max-cost and run again to go on")
+        raise BudgetExceeded(trimmed.budget_note.replace(": ", " reached: ", 1) + "; nothing was sent")
     trimmed.held_by_budget = held
     return trimmed

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 # task categories of the Hub's dataset metadata (huggingface.co/docs/hub/datasets-cards, task list as of
@@ -218,8 +219,12 @@ def _body(f: CardFacts) -> str:
                 ""]
     cost = f.usage.get("cost")
     total_cost = "unknown (a model has no price)" if cost is None else f"{cost:.4f} USD"
-    out += [f"Total cost: {total_cost}, from the tokens the vendors reported, priced with datafast's price table "
-            f"checked {f.prices_checked} (batch requests at the batch price, cached input at the cache price).", ""]
+    files = f.usage.get("prices_files") or []
+    table = (f"the price table {', '.join(f'`{Path(x).name}`' for x in files)} merged over datafast's, checked "
+             if files else "datafast's price table checked ")
+    out += [f"Total cost: {total_cost}, from the tokens the vendors reported, priced with {table}"
+            f"{f.usage.get('prices_checked', f.prices_checked)} (batch requests at the batch price, cached input at "
+            "the cache price).", ""]
     spent, idle = f.usage.get("spent"), f.usage.get("cost_without_rows")
     if spent is not None and idle and idle >= 5e-5:  # below that it prints as 0.0000
         out += [f"Spent in all, every attempt included: {spent:.4f} USD; {idle:.4f} USD of it gave no row (rejected "

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -95,8 +96,14 @@ def main(verbose: int, quiet: bool) -> None:
     _QUIET[0] = quiet
 
 
+def _finite_budget(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter("give a finite amount, e.g. --max-cost 25", ctx=ctx, param=param)
+    return value
+
+
 max_cost_option = click.option(
-    "--max-cost", type=click.FloatRange(min=0, min_open=True), metavar="USD",
+    "--max-cost", type=click.FloatRange(min=0, min_open=True), metavar="USD", callback=_finite_budget,
     help="Budget: a wave that could take the dir's spending past it is not sent (default: the spec's max_cost).")
 prices_option = click.option("--prices", type=click.Path(dir_okay=False),
                              help="Price table (JSON/YAML) merged over the built-in one.")
@@ -261,9 +268,12 @@ def render_plan(summary: dict[str, Any]) -> str:
         sampled = summary["sampled"]
         lines.append(f"  sampled: {sampled['requests']:,} of {sampled['of']:,} first-stage requests simulated; "
                      "projected stages scaled up")
-    lines += ["", f"  {'model (all stages)':<36} {'requests':>10} {header}"]
+    lines += ["", f"  {'model (all stages)':<36} {'requests':>10} {header} {'of input: cached':>17}"]
     for model, m in total["by_model"].items():
-        lines.append(f"  {model:<36} {m['requests']:>10,} {numbers(m)}")
+        lines.append(f"  {model:<36} {m['requests']:>10,} {numbers(m)} "
+                     f"{m.get('cache_read_input_tokens', 0):>17,}")
+    lines.append("  batch: every request at its vendor's batch price; requests sent online (the spec's `online`, "
+                 "`--online`) cost the online column")
     if unpriced:
         lines.append(f"  total cost: at least {_money(total['cost_online'], cur)} online, at least "
                      f"{_money(total['cost_batch'], cur)} batch; {len(unpriced)} model(s) unpriced: {', '.join(unpriced)}")
@@ -302,22 +312,26 @@ def _progress(message: str) -> None:
 @click.option("--concurrency", type=click.IntRange(min=1), help="Parallel requests for online runtimes.")
 @click.option("--online", is_flag=True,
               help="Send every request online (one call each, full price), not in batches.")
+@prices_option
 @max_cost_option
 @_runtime_errors
 def submit_cmd(out_dir: str, wait: bool, poll_interval: float, retry_failed: bool, max_tokens: int | None,
-               concurrency: int | None, online: bool, max_cost: float | None) -> None:
+               concurrency: int | None, online: bool, prices: str | None, max_cost: float | None) -> None:
     """Advance OUT_DIR: send what has no result yet, and each later stage once its inputs are answered.
 
     Without --wait it polls, fetches, compiles and sends as far as it can without waiting, then returns (run
     it from cron to walk the whole pipeline); with --wait it goes to the end. Resumable at any point.
     """
+    from .compiler.pricing import PriceTable
     from .pipeline import advance
 
     if max_tokens is not None and not retry_failed:
         raise click.UsageError("--max-tokens applies to --retry-failed")
+    # the prices of --max-cost and of the estimates of later stages compiled by this submit
+    table = PriceTable.load(prices) if prices is not None else None
     report = advance(out_dir, wait=wait, poll_interval=poll_interval, retry_failed=retry_failed,
                      max_tokens=max_tokens, concurrency=concurrency, on_progress=_progress, display=_display(),
-                     online=online, max_cost=max_cost)
+                     online=online, max_cost=max_cost, prices=table)
     click.echo(f"{out_dir}: " + render_counts(report.counts()))
     counts = report.counts()
     here = _here(out_dir)

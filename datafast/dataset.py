@@ -190,8 +190,8 @@ def _collect_chunks(job: _Job, worker: int, workers: int, emit: Emit, keep: Stag
 def _priced(prices: PriceTable, model: str, tokens: list[int]) -> float | None:
     """USD of TOKEN_FIELDS counts (batch half, online half); None when the model has no price."""
     n = len(TOKEN_FIELDS)
-    batch = prices.cost(model, *tokens[:n])["batch"]
-    online = prices.cost(model, *tokens[n:])["online"]
+    batch = prices.cost_exact(model, *tokens[:n])["batch"]
+    online = prices.cost_exact(model, *tokens[n:])["online"]
     return None if batch is None or online is None else batch + online
 
 
@@ -209,7 +209,7 @@ class StageProgress:
 
     outcomes: StageOutcomes
     pending: set[str]
-    usage: dict[str, tuple[int, int]]
+    usage: dict[str, tuple[int, ...]]  # per model: TOKEN_FIELDS (in, out, cache read, cache write, 1h write)
 
 
 def stage_progress(od: OutputDir, manifest: Manifest, index: ResultIndex, in_flight: set[str],
@@ -218,7 +218,7 @@ def stage_progress(od: OutputDir, manifest: Manifest, index: ResultIndex, in_fli
     tally = _collect_chunks(_Job(od, manifest, index, in_flight, max_attempts), 0, 1, lambda *_: None, keep,
                             pending)
     n = len(TOKEN_FIELDS)
-    return StageProgress(keep, pending, {m: (t[0] + t[n], t[1] + t[n + 1]) for m, t in tally.tokens.items()})
+    return StageProgress(keep, pending, {m: tuple(t[i] + t[n + i] for i in range(n)) for m, t in tally.tokens.items()})
 
 
 def _worker(conn: Any, job: _Job, worker: int, workers: int) -> None:
@@ -422,10 +422,14 @@ def _usage(tokens: dict[str, list[int]], rejected: dict[str, list[int]], spent: 
                            "cost": _priced_rounded(prices, model, t),
                            "rejected_cost": _priced_rounded(prices, model, rejected.get(model, [0] * 2 * n))}
     spent_cost = _cost_of(prices, spent)
+    rows_cost = round(row_cost, 6)
     return {"by_model": by_model, "cost": _cost_of(prices, tokens), "rejected_cost": _cost_of(prices, rejected),
-            "spent": spent_cost, "rows_cost": round(row_cost, 6),
-            "cost_without_rows": None if spent_cost is None else round(max(spent_cost - row_cost, 0.0), 6),
-            "currency": prices.currency,
+            # rows_cost + cost_without_rows == spent exactly, in the 6 decimals shown (each row's cost_usd
+            # is a share of an unrounded request cost)
+            "spent": spent_cost, "rows_cost": rows_cost,
+            "cost_without_rows": None if spent_cost is None else max(round(spent_cost - rows_cost, 6), 0.0),
+            "currency": prices.currency, "prices_checked": prices.checked,
+            "prices_files": list(prices.sources[1:]),  # --prices files merged over the built-in table
             "note": "actual tokens reported by the vendors; batch requests at batch prices, online calls at the "
                     "online price, cached input at the cache prices; `spent` counts every attempt"}
 

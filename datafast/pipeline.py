@@ -262,9 +262,7 @@ def _advance(od: OutputDir, sub: Submitter, wait: bool, poll_interval: float, re
         if plan.held_by_budget:
             from .budget import BudgetExceeded
 
-            raise BudgetExceeded(f"max_cost {max_cost:.4f} reached: {plan.held_by_budget:,} online request(s) "
-                                 "not sent (the next would have passed it); what was sent is kept. Raise "
-                                 "--max-cost and run again to go on")
+            raise BudgetExceeded(plan.budget_note + "; what was sent is kept")
         if any(j.status == "submitted" for j in od.state.live()):
             break  # not waiting: the next submit picks up from here
         if not sent and not sv.compiled_now and not ended:

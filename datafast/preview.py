@@ -88,7 +88,8 @@ def preview(spec_or_path: Any, n: int = 3, out_dir: str | Path | None = None, *,
 
 def measured_projection(preview_dir: Path, plan: dict[str, Any], prices: PriceTable) -> dict[str, Any]:
     """The full run's tokens and cost at the preview's measured tokens per request of each (stage, model),
-    next to `plan`'s chars/4 estimate. A (stage, model) the preview did not reach keeps the estimate.
+    next to `plan`'s chars/4 estimate. A (stage, model) the preview did not reach keeps the estimate; the
+    share of the input read from (or written to) prompt caches is plan's.
 
     Returns `{"stages": [{stage, requests, input_tokens, output_tokens, cost_online, cost_batch, measured}],
     "total": {...}, "estimate_total": plan's projected total}`; tokens are counts, costs in the table's currency.
@@ -120,7 +121,12 @@ def measured_projection(preview_dir: Path, plan: dict[str, Any], prices: PriceTa
             else:
                 tokens_in, tokens_out = m["input_tokens"], m["output_tokens"]
                 row["measured"] = False
-            cost = prices.cost(model, tokens_in, tokens_out)
+            # the prompt-cache share of the input is plan's (a preview of a few items says little about how
+            # often a full run's requests share a prefix), applied to the measured input
+            scale = tokens_in / m["input_tokens"] if m["input_tokens"] else 0.0
+            cached = [round(int(m.get(k) or 0) * scale) for k in
+                      ("cache_read_input_tokens", "cache_write_input_tokens", "cache_write_1h_input_tokens")]
+            cost = prices.cost(model, tokens_in, tokens_out, *cached)
             row["requests"] += m["requests"]
             row["input_tokens"] += tokens_in
             row["output_tokens"] += tokens_out

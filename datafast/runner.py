@@ -89,6 +89,7 @@ class Plan:
     online: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     stages: dict[str, StageCounts] = field(default_factory=dict)
     held_by_budget: int = 0  # online requests left unsent because the next would pass max_cost
+    budget_note: str = ""  # with held_by_budget: the numbers (spent, left, what the held requests may cost)
 
     @property
     def empty(self) -> bool:

@@ -53,6 +53,10 @@ def test_online_requests_stop_at_the_cap_and_what_was_spent_counts(tmp_path, ope
     cap = sum(costs[:3]) * 1.0001  # room for three requests at their worst
     first = cli("submit", out, "--wait", "--max-cost", f"{cap:.8f}")
     assert first.exit_code == 2 and "max_cost" in first.output and "not sent" in first.output
+    # the numbers to act on: what the next request may cost, and the cap that sends everything
+    assert f"the next online request may cost up to {costs[3]:.4f}" in first.output
+    assert f"{len(costs) - 3:,} request(s) were not sent (up to {sum(costs[3:]):.4f} in all)" in first.output
+    assert f"Raise --max-cost to at least {sum(costs):.4f}" in first.output
     report = collect_to(out)
     assert report.with_rows == 3 and report.pending == len(costs) - 3
     assert report.usage["spent"] <= cap
@@ -80,3 +84,25 @@ def test_max_cost_in_the_spec_and_unpriced_models(tmp_path, emulator_factory):
         raise AssertionError("an unpriced model passed the budget check")
     except BudgetExceeded as exc:
         assert "no price for openai:my-finetune" in str(exc) and "--prices" in str(exc)
+
+
+def test_submit_takes_the_price_file_its_budget_is_checked_with(tmp_path, openai_emulator, cli, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "test")
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_emulator.base_url)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(SPEC))
+    out = tmp_path / "out"
+    datafast.compile(spec, out)
+    need = sum(worst(out))
+    dear = tmp_path / "dear.yaml"  # ten times the built-in price
+    price = PriceTable.load().price("openai:gpt-4.1")
+    dear.write_text(yaml.safe_dump({"models": {"openai:gpt-4.1": {k: v * 10 for k, v in price.items()}}}))
+    refused = cli("submit", out, "--max-cost", f"{need * 2:.6f}", "--prices", str(dear))
+    assert refused.exit_code == 2 and "Nothing was sent" in refused.output
+    assert not openai_emulator.stats()["batches"]
+    nan = tmp_path / "nan.yaml"
+    nan.write_text("models:\n  openai:gpt-4.1: {input: .nan, output: 8}\n")
+    bad = cli("submit", out, "--max-cost", "1", "--prices", str(nan))
+    assert bad.exit_code == 2 and "nan.yaml" in bad.output and "input" in bad.output
+    assert cli("submit", out, "--max-cost", "nan").exit_code == 2
+    assert not openai_emulator.stats()["batches"]

@@ -63,12 +63,15 @@ def test_rows_carry_their_chain_cost_and_everything_adds_up(tmp_path, emulator_f
     # nothing failed: every cent went into a row
     assert usage["spent"] == pytest.approx(usage["cost"], abs=1e-6)
     assert usage["rows_cost"] + usage["cost_without_rows"] == pytest.approx(usage["spent"], abs=1e-6)
+    # exactly, in the 6 decimals reported: request costs are split unrounded, so no rounding error piles up
+    assert round(usage["rows_cost"] + usage["cost_without_rows"], 6) == usage["spent"]
+    assert usage["rows_cost"] == round(sum(r["cost_usd"] for r in rows), 6)
     # a row's cost is its share of the question request plus its own answers and judgements
     table = PriceTable.load()
     prices = {}
     for _stage, rid, model in all_requests(out):
         r = _result_of(out, rid)
-        prices[rid] = table.cost(model, r["usage"]["input_tokens"], r["usage"]["output_tokens"])["batch"]
+        prices[rid] = table.cost_exact(model, r["usage"]["input_tokens"], r["usage"]["output_tokens"])["batch"]
     row = rows[0]
     questions = [q for q in map(json.loads, (out / "rows" / "questions.jsonl").read_text().splitlines())
                  if q["request_id"] == row["request_ids"]["questions"]]
