@@ -356,3 +356,23 @@ def test_generic_prefixes_are_counted_whatever_the_first_row(tmp_path):
     # an output column named like the request's cache details is the model's answer, kept in the row
     row = prepared.stages[0].rows(spec, requests[2], {"items": [{"document": "D.", "summary": "S."}]})[0]
     assert (row["document"], row["summary"]) == ("D.", "S.") and "prefix_shared_by" not in row
+
+
+def test_plan_of_a_run_prices_what_was_used_with_its_cache_reads(tmp_path, emulator_factory):
+    from datafast.dataset import collect_to
+    from datafast.pipeline import advance, plan_run
+
+    from .test_stages_e2e import PREFERENCE, compile_spec, env_for, start
+
+    emus = start(emulator_factory, "openai", "anthropic")
+    documents = [(f"Document {i}. " + DOC.replace("river", word)) for i, word in enumerate(["river", "creek"])]
+    spec = {**PREFERENCE, "input_documents": documents, "num_samples_per_prompt": 3,
+            "models": {**PREFERENCE["models"], "questions": ["openai:gpt-4.1-mini", "openai:gpt-4.1-nano"],
+                       "rejected": ["openai:gpt-4.1-mini"]}}
+    out = compile_spec(tmp_path, spec)
+    assert advance(out, wait=True, poll_interval=0.01, env=env_for(emus)).finished
+    report = collect_to(out)
+    assert report.usage["by_model"]["openai:gpt-4.1"]["cache_read_input_tokens"] > 0  # the judge read caches
+    actual = {s["stage"]: s["actual"]["cost_batch"] for s in plan_run(out)["stages"]}
+    for stage, numbers in report.stages.items():
+        assert actual[stage] == pytest.approx(numbers["cost"], abs=2e-6), stage

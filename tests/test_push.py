@@ -277,3 +277,15 @@ def test_license_key_reaches_the_card(tmp_path, runs):
 
     with pytest.raises(SpecError, match="license"):
         datafast.compile(bad, tmp_path / "bad")
+
+
+def test_the_card_names_the_price_file_its_costs_come_from(runs, tmp_path):
+    out = tmp_path / "priced"
+    shutil.copytree(runs["classification"], out)
+    table = tmp_path / "our-prices.yaml"
+    table.write_text(yaml.safe_dump({"checked": "2026-11-01", "models": {}}))
+    push(out, "test-user/data", options=SplitOptions(), dry_run=tmp_path / "dry", prices=table)
+    card = (tmp_path / "dry" / "README.md").read_text()
+    assert "priced with the price table `our-prices.yaml` merged over datafast's, checked 2026-11-01" in card
+    dry(runs["classification"], tmp_path / "plain")
+    assert "priced with datafast's price table checked" in (tmp_path / "plain" / "README.md").read_text()
