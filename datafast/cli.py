@@ -409,9 +409,13 @@ def cancel_cmd(out_dir: str, yes: bool) -> None:
     if not live:
         click.echo(f"{out_dir}: no live jobs")
         return
-    if not yes and not click.confirm(f"Cancel {len(live)} live job(s) of {out_dir}?", err=True):
-        sys.exit(1)
-    for name in cancel(out_dir):
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError("cannot ask for confirmation (stdin is not a terminal): pass --yes to cancel "
+                                   f"the {len(live)} live job(s)")
+        if not click.confirm(f"Cancel {len(live)} live job(s) of {out_dir}?", err=True):
+            sys.exit(1)
+    for name in cancel(out_dir, on_progress=_progress):
         click.echo(f"cancelled {name}")
 
 

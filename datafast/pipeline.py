@@ -381,27 +381,54 @@ def ensure_idle(od: OutputDir, command: str) -> None:
                              f"stop it first (Ctrl-C; nothing is lost), then {command}")
 
 
-def cancel(out_dir: str | Path, env: dict[str, str] | None = None) -> list[str]:
-    """Cancel every live batch job, whatever its stage; finished results are fetched by the next submit/status."""
+def cancel(out_dir: str | Path, env: dict[str, str] | None = None, on_progress: Progress | None = None) -> list[str]:
+    """Cancel every live batch job, whatever its stage; finished results are fetched by the next submit/status.
+
+    Returns the names of the jobs cancelled (a batch that had already ended is reported through `on_progress`).
+    """
     od = OutputDir.open(out_dir)
     ensure_idle(od, "cancel")
-    sub = Submitter(od, env)
+    sub = Submitter(od, env, on_progress=on_progress)
     with od.lock(on_wait=sub.progress):
         return _cancel(od, sub)
 
 
 def _cancel(od: OutputDir, sub: Submitter) -> list[str]:
-    cancelled = []
+    """Ask the vendor to cancel each live job. A batch that ended meanwhile cannot be cancelled: it is left for
+    the next submit/status to fetch, and the others are still cancelled. A cancel that failed for another
+    reason is raised once every other job was tried.
+    """
+    cancelled, failures = [], []
     for job in od.state.live():
         if job.vendor_id and job.status == "submitted":
-            sub.runtime(job.runtime).cancel(job)
+            runtime = sub.runtime(job.runtime)
+            try:
+                runtime.cancel(job)
+            except RuntimeFailure as exc:
+                if _ended(runtime, job):
+                    sub.progress(f"{job.runtime}: {job.name} already ended; its results are fetched by the next "
+                                 "submit or status")
+                else:
+                    failures.append(exc)
+                continue
             job.vendor["cancel_requested_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")  # shown as cancelling until the vendor says cancelled
             od.state.save()
             cancelled.append(job.name)
         elif job.status in ("prepared", "creating") and job.vendor_id is None:
             od.state.update(job, status="cancelled")
             cancelled.append(job.name)
+    if failures:
+        done = f" ({len(cancelled)} other job(s) cancelled)" if cancelled else ""
+        raise RuntimeFailure(failures[0].runtime, "; ".join(str(f) for f in failures) + done)
     return cancelled
+
+
+def _ended(runtime: Any, job: Any) -> bool:
+    """Whether the vendor says the batch is no longer running (so there is nothing to cancel)."""
+    try:
+        return bool(runtime.poll(job).state != "running")
+    except RuntimeFailure:
+        return False
 
 
 def run(spec_or_path: Any, out_dir: str | Path | None = None, *, poll_interval: float = 30.0,

@@ -77,3 +77,33 @@ def test_cancel_refuses_while_another_process_advances_the_dir(tmp_path, cli):
         holder.kill()
         holder.wait()
     assert cli("cancel", out, "--yes").exit_code == 0
+
+
+def test_cancel_goes_on_past_a_batch_that_already_ended(tmp_path, cli, emulator_factory, monkeypatch):
+    from datafast.pipeline import advance
+
+    from .test_stages_e2e import PREFERENCE, env_for, start
+    from .test_stages_e2e import compile_spec as compile_e2e
+
+    emus = start(emulator_factory, "openai", "anthropic")
+    for emu in emus.values():
+        emu.batch_delay = 3600.0  # batches run until the emulator clock is moved on
+    spec = {**PREFERENCE, "models": {"questions": ["openai:gpt-4.1-mini", "anthropic:claude-haiku-4-5"],
+                                     "chosen": ["openai:gpt-4.1-mini"], "rejected": ["openai:gpt-4.1-mini"]},
+            "llm_as_judge": False}
+    out = compile_e2e(tmp_path, spec)
+    env = env_for(emus)
+    advance(out, wait=False, env=env)  # both batches submitted, running
+    emus["anthropic"].advance(7 * 3600)  # the Anthropic one ends before the cancel
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    asked = cli("cancel", out)  # no terminal to ask on: --yes is needed, and nothing is cancelled
+    assert asked.exit_code == 2 and "pass --yes" in asked.stderr
+    result = cli("cancel", out, "--yes")
+    assert result.exit_code == 0, result.output
+    assert "already ended" in result.stderr and "cancelled openai-" in result.stdout
+    calls = emus["openai"].stats()["calls"]
+    assert any("cancel" in route for route in calls), calls  # the running batch was cancelled
+    info = json.loads((out / "state.json").read_text())
+    openai_job = next(j for j in info["jobs"] if j["runtime"] == "openai")
+    assert "cancel_requested_at" in openai_job["vendor"]
