@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from .base import (
     Poll,
     QuotaRefused,
     RuntimeFailure,
+    parse_time,
     result,
     retry_after_seconds,
 )
@@ -96,7 +96,7 @@ class AnthropicRuntime(BatchRuntime):
         return str(batch.id)
 
     def find(self, job: Job) -> str | None:
-        since = _parse_time(job.vendor.get("intent_at"))
+        since = parse_time(job.vendor.get("intent_at"))
         if since is None:
             return None
 
@@ -199,17 +199,6 @@ def _text(content: list[dict[str, Any]]) -> str | None:
 
 def _total(counts: Any) -> int:
     return int(counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired)
-
-
-def _parse_time(value: Any) -> datetime | None:
-    """An ISO 8601 timestamp as an aware datetime (naive means UTC); None when missing or unreadable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))  # 3.10's fromisoformat refuses "Z"
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 __all__ = ["AnthropicRuntime"]

@@ -19,6 +19,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeAlias
 
@@ -506,3 +507,14 @@ class VendorOnlineRuntime(PooledRuntime):
 def model_name(model: str) -> str:
     """`openai:gpt-4.1-mini` -> `gpt-4.1-mini` (model names may contain colons: `ollama:gemma3:4b`)."""
     return model.partition(":")[2]
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 timestamp as an aware datetime (naive means UTC); None when missing or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))  # 3.10's fromisoformat refuses "Z"
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -29,6 +30,7 @@ from .base import (
     RuntimeFailure,
     http_error_kind,
     model_name,
+    parse_time,
     result,
     retry_after_seconds,
 )
@@ -39,6 +41,7 @@ FAILED = {"BATCH_STATE_FAILED"}  # every other state (pending, running, ...) is 
 INLINE_CONFIG = frozenset({"responseMimeType", "responseJsonSchema", "maxOutputTokens", "temperature", "topP",
                            "seed", "stopSequences", "candidateCount", "presencePenalty", "frequencyPenalty"})
 LIST_PAGES = 10  # pages of 100 batches scanned by `find`; a batch created moments ago is near the top
+CLOCK_SKEW = timedelta(seconds=60)  # how far this machine's clock may run ahead of Google's, for `find`
 FILTERED = {"SAFETY", "RECITATION", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY"}
 # per-request errors are google.rpc.Status: a gRPC code, sometimes an HTTP code with a status name
 GRPC_STATUS = {1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND",
@@ -125,12 +128,20 @@ class GeminiRuntime(BatchRuntime):
         return str(batch.name)
 
     def find(self, job: Job) -> str | None:
+        """The batch this job created: its display name, created at or after the job's intent time (less
+        CLOCK_SKEW); the same spec compiled into another dir makes jobs of the same name, whose earlier
+        batches must not be adopted."""
+        since = parse_time(job.vendor.get("intent_at"))
+
         def scan() -> str | None:
             query = {"pageSize": "100"}
             for _ in range(LIST_PAGES):
                 page = self._rest(f"batches?{urlencode(query)}")
                 for op in page.get("operations") or []:
-                    if (op.get("metadata") or {}).get("displayName") == job.name:
+                    meta = op.get("metadata") or {}
+                    created = parse_time(meta.get("createTime"))
+                    if meta.get("displayName") == job.name and (
+                            since is None or created is None or created >= since - CLOCK_SKEW):
                         return str(op["name"])
                 if not page.get("nextPageToken"):
                     break

@@ -16,12 +16,14 @@ from .base import (
     RuntimeFailure,
     http_error_kind,
     model_name,
+    parse_time,
     result,
     retry_after_seconds,
 )
 
 ENDPOINT = "/v1/chat/completions"
 TAG = "datafast_job"
+INTENT = "datafast_intent_at"  # the job's intent time (state.json), which only this dir's create carries
 RUNNING = {"validating", "in_progress", "finalizing", "cancelling"}
 ENDED = {"completed", "expired", "cancelled"}
 # validation-error codes of a batch refused only because the organisation's queue for the model is full
@@ -67,14 +69,28 @@ class OpenAIRuntime(BatchRuntime):
             uploaded = self._call("upload", job, self.client.files.create,
                                   file=(path.name, path.read_bytes(), "application/jsonl"), purpose="batch")
             job.vendor["input_file_id"] = uploaded.id
+        metadata = {TAG: job.name}
+        if job.vendor.get("intent_at"):
+            metadata[INTENT] = str(job.vendor["intent_at"])
         batch = self._call("batch create", job, self.client.batches.create, input_file_id=job.vendor["input_file_id"],
-                           endpoint=ENDPOINT, completion_window="24h", metadata={TAG: job.name})
+                           endpoint=ENDPOINT, completion_window="24h", metadata=metadata)
         return str(batch.id)
 
     def find(self, job: Job) -> str | None:
+        """The batch this job created, by its metadata: the job name and the intent time recorded before the
+        create call. The name alone is not enough: the same spec compiled into another dir makes jobs of the
+        same name, whose batches must not be adopted. A batch tagged without an intent (older datafast) is
+        accepted when created at or after this job's intent."""
+        intent = job.vendor.get("intent_at")
+        since = parse_time(intent)
         for i, batch in enumerate(self._call("batch list", job, self.client.batches.list, limit=100)):
-            if (batch.metadata or {}).get(TAG) == job.name:
-                return str(batch.id)
+            meta = batch.metadata or {}
+            if meta.get(TAG) == job.name:
+                if INTENT in meta:
+                    if meta[INTENT] == intent:
+                        return str(batch.id)
+                elif since is None or batch.created_at >= int(since.timestamp()):
+                    return str(batch.id)
             if i >= 1000:  # newest first: a batch created moments ago is near the top
                 break
         return None

@@ -474,3 +474,22 @@ def test_vendor_errors_surface_as_runtime_failures(gemini_emulator: GeminiEmulat
     with pytest.raises(RuntimeFailure, match="output download failed"):
         list(rt.fetch(job, tmp_path / "raw"))
     assert list((tmp_path / "raw").iterdir()) == []
+
+
+def test_find_skips_a_same_name_batch_created_before_the_intent(gemini_emulator: GeminiEmulator,
+                                                                 tmp_path: Path) -> None:
+    """The same spec compiled into another dir makes a job of the same name: its earlier batch is not adopted."""
+    from datetime import timedelta
+
+    from datafast.runtimes.base import parse_time
+
+    rt = runtime(gemini_emulator)
+    theirs, path = job_file(tmp_path, "gemini-generate-a1", [line("a")])
+    name = rt.create(theirs, path)
+    created = parse_time(rt._rest(name)["metadata"]["createTime"])
+    assert created is not None
+    mine = Job(name=theirs.name, runtime="gemini", model=MODEL, stage="generate", file=theirs.file, requests=1,
+               vendor={"intent_at": (created + timedelta(hours=1)).isoformat()})
+    assert rt.find(mine) is None
+    mine.vendor["intent_at"] = (created + timedelta(seconds=30)).isoformat()  # within the allowed clock skew
+    assert rt.find(mine) == name

@@ -223,3 +223,25 @@ def test_find_pages_through_the_vendor_list(tmp_path, openai_emulator):
     assert runtime.find(Job(name=job.name, runtime="openai", model=job.model, stage="generate", file=str(path),
                             requests=6)) == vendor_id
     assert openai_emulator.stats()["calls"].get("GET /v1/batches", 0) - calls_before >= 2  # it paged
+
+
+def test_find_adopts_only_a_batch_this_dir_created(tmp_path, openai_emulator):
+    """The same spec compiled into two dirs makes jobs of the same name: a dir whose create failed must not take
+    the other dir's batch over (its intent time, recorded before the create, is in the batch metadata)."""
+    from datafast.runtimes.base import Job
+    from datafast.runtimes.openai import OpenAIRuntime
+
+    out, _ = compile_spec(tmp_path)
+    runtime = OpenAIRuntime(env_for(openai_emulator))
+    path = next((out / "jobs" / "openai").glob("*.jsonl"))
+
+    def job(**vendor: str) -> Job:
+        return Job(name="openai-generate-a1-0123abcd", runtime="openai", model="openai:gpt-4.1-mini",
+                   stage="generate", file=str(path), requests=6, vendor=dict(vendor))
+
+    runtime.create(job(intent_at="2026-01-01T00:00:00.000001+00:00"), path)  # the other dir's
+    runtime.create(job(), path)  # an older datafast's: tagged without an intent, created now
+    mine = "2099-06-01T00:00:00.000001+00:00"  # this dir's intent, after both
+    assert runtime.find(job(intent_at=mine)) is None
+    created = runtime.create(job(intent_at=mine), path)
+    assert runtime.find(job(intent_at=mine)) == created
