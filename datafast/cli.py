@@ -9,6 +9,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -147,6 +148,12 @@ out_dir_option = click.option("-o", "--out", "out_dir", type=click.Path(file_oka
                               help="Output dir (default build/<name>).")
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush of a closed pipe raises nothing more."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def _runtime_errors(fn: Any) -> Any:
     """Map runtime-side failures to exit codes: bad input 2, runtime failure 1, interrupt 130."""
     import functools
@@ -165,6 +172,9 @@ def _runtime_errors(fn: Any) -> Any:
             _fail(str(err), 2)
         except RuntimeFailure as err:
             _fail(str(err), 1)
+        except BrokenPipeError:  # stdout piped into `head` and closed: the reader has what it wanted
+            _quiet_stdout()
+            sys.exit(0)
         except OSError as err:  # an output path that cannot be written (missing dir, read-only, full disk)
             where = f": {err.filename}" if err.filename else ""
             _fail(f"{err.strerror or err}{where}", 1)

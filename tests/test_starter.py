@@ -3,8 +3,10 @@ and commands end with the next step."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import yaml
 
@@ -84,3 +86,18 @@ def test_help_lists_whole_summaries_and_usage_errors_use_the_error_prefix(cli):
     assert "Error:" not in missing.output
     wrong = cli("nonsense")
     assert wrong.exit_code == 2 and "error: No such command 'nonsense'." in wrong.output
+
+
+def test_output_piped_into_a_reader_that_stops_early_is_not_an_error(tmp_path, ollama_emulator):
+    # `run ... | head -1`: run prints its summary over several writes, the first of which ends the reader
+    spec = {"datafast": 1, "name": "piped", "type": "classification", "models": ["ollama:gemma3:4b"],
+            "classes": [{"name": "a", "description": "texts of kind a"}]}
+    (tmp_path / "piped.yaml").write_text(yaml.safe_dump(spec))
+    cli = Path(sys.executable).with_name("datafast")
+    env = {**os.environ, "OLLAMA_HOST": ollama_emulator.base_url}
+    assert subprocess.run([str(cli), "run", "piped.yaml"], cwd=tmp_path, env=env, capture_output=True,
+                          timeout=120).returncode == 0
+    piped = subprocess.run(f"'{cli}' run piped.yaml | head -1; exit ${{PIPESTATUS[0]}}", shell=True, cwd=tmp_path,
+                           env=env, capture_output=True, text=True, timeout=120, executable="/bin/bash")
+    assert piped.returncode == 0 and piped.stdout.count("\n") == 1, piped.stderr
+    assert "Broken pipe" not in piped.stderr and "Traceback" not in piped.stderr, piped.stderr
