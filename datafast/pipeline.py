@@ -21,6 +21,7 @@ import numpy as np
 
 from datafast.compiler.pricing import PriceTable
 from datafast.compiler.stages import Row
+from datafast.runtimes import RuntimeConfigError
 from datafast.runtimes.store import ResultIndex
 
 from .logs import get_logger
@@ -286,10 +287,19 @@ def preflight(od: OutputDir, sub: Submitter, online: bool = False) -> None:
             runtime = model.partition(":")[0]
             as_online = not is_batch(runtime, online or spec.online_for(info.role))
             wanted.setdefault((runtime, as_online), set()).add(model)
+    problems: list[RuntimeConfigError] = []  # every missing key or model at once, not one per attempt
     for (runtime, as_online), models in sorted(wanted.items()):
-        adapter = sub.runtime(runtime, online=as_online)
-        if hasattr(adapter, "check_models"):
-            adapter.check_models(sorted(models))
+        try:
+            adapter = sub.runtime(runtime, online=as_online)
+            if hasattr(adapter, "check_models"):
+                adapter.check_models(sorted(models))
+        except RuntimeConfigError as exc:
+            if str(exc) not in {str(p) for p in problems}:
+                problems.append(exc)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise RuntimeConfigError(problems[0].runtime, "; and ".join(str(p) for p in problems))
 
 
 def _jobs_signature(od: OutputDir) -> tuple[tuple[str, str], ...]:

@@ -106,3 +106,14 @@ def test_submit_takes_the_price_file_its_budget_is_checked_with(tmp_path, openai
     assert bad.exit_code == 2 and "nan.yaml" in bad.output and "input" in bad.output
     assert cli("submit", out, "--max-cost", "nan").exit_code == 2
     assert not openai_emulator.stats()["batches"]
+
+
+def test_every_missing_key_is_named_at_once(tmp_path, cli, monkeypatch):
+    for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({**SPEC, "models": ["openai:gpt-4.1", "anthropic:claude-haiku-4-5"]}))
+    datafast.compile(spec, tmp_path / "out")
+    got = cli("submit", tmp_path / "out")
+    assert got.exit_code == 2
+    assert "OPENAI_API_KEY" in got.output and "ANTHROPIC_API_KEY" in got.output
