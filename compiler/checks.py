@@ -15,6 +15,7 @@ from .loader import did_you_mean
 from .sources import SourceError, check_columns
 from .spec import (
     KNOWN_RUNTIMES,
+    LOCAL_MODELS,
     REASONING_PARAMS,
     ClassificationDatasetConfig,
     DatasetConfigBase,
@@ -96,10 +97,14 @@ def _models(spec: DatasetConfigBase) -> Iterator[Finding]:
     for role, names in lists:
         base: tuple[str | int, ...] = ("models",) if role is None else ("models", role)
         for i, model in enumerate(names):
-            runtime = model.partition(":")[0]
+            runtime, _, name = model.partition(":")
             if runtime not in KNOWN_RUNTIMES:
                 yield ((*base, i), f"unknown runtime {runtime!r}{did_you_mean(runtime, KNOWN_RUNTIMES)} "
                                    f"(model {model!r}); runtimes: {', '.join(KNOWN_RUNTIMES)}")
+            elif runtime == "local" and name not in LOCAL_MODELS and not name.lower().endswith(".gguf"):
+                yield ((*base, i), f"unknown local model {name!r}{did_you_mean(name, LOCAL_MODELS)} (local "
+                                   "models: " + ", ".join(f"local:{m}" for m in LOCAL_MODELS)
+                                   + " bundled, or a GGUF file as local:/path/to/model.gguf)")
     if isinstance(spec, _MultiStage) and isinstance(models, dict):
         needed = {stage.role for stage in stages_for(spec)}
         for role in models:

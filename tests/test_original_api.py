@@ -218,8 +218,10 @@ def test_a_model_not_served_fails_before_anything_is_sent(tmp_path, monkeypatch,
     with pytest.raises(RuntimeFailure, match="no-such-model"):
         dataset.generate([OpenAIProvider(model_id="gpt-4.1-mini"),
                           OllamaProvider(model_id="no-such-model", api_base=ollama_emulator.base_url)])
-    with pytest.raises(RuntimeConfigError, match="no-such-gguf"):
+    with pytest.raises(SpecError, match="unknown local model 'no-such-gguf'"):  # caught when compiled
         dataset.generate([OpenAIProvider(model_id="gpt-4.1-mini"), LocalProvider(model_id="no-such-gguf")])
+    with pytest.raises(RuntimeConfigError, match="no-such.gguf"):  # a file of the user's: when it would run
+        dataset.generate([OpenAIProvider(model_id="gpt-4.1-mini"), LocalProvider(model_id="/no-such.gguf")])
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     from datafast.llms import AnthropicProvider
     with pytest.raises(RuntimeConfigError, match="ANTHROPIC_API_KEY"):

@@ -488,3 +488,23 @@ def test_the_shipped_example_specs_raise_no_output_length_warning(example, cli):
     spec = Path(__file__).parent.parent / "specs" / example
     warnings = plan_json(cli, spec)["warnings"]
     assert not [w for w in warnings if "output tokens" in w], warnings
+
+
+def test_an_unknown_local_model_is_a_located_error(write_spec, cli):
+    result = cli("compile", spec_with(write_spec, "[openai:gpt-4.1-mini, local:smollm2-13m]"))
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    assert "models.1: unknown local model 'smollm2-13m'; did you mean 'smollm2-135m'?" in result.stderr
+    # a GGUF file of the user's is checked when it runs (its path may be on the machine that runs it)
+    assert cli("plan", spec_with(write_spec, "[local:/models/mine.gguf]")).exit_code == 0
+
+
+def test_compiling_another_dataset_into_a_dir_says_so(write_spec, cli, tmp_path):
+    out = tmp_path / "shared"
+    assert cli("compile", spec_with(write_spec, "[openai:gpt-4.1-mini]"), "-o", out).exit_code == 0
+    again = cli("compile", spec_with(write_spec, "[openai:gpt-4.1-mini]"), "-o", out)
+    assert again.exit_code == 0 and "held the dataset" not in again.stderr  # the same dataset: nothing to say
+    other = write_spec("datafast: 1\nname: other\ntype: text\ndocument_types: [memo]\ntopics: [rain]\n"
+                       "models: [openai:gpt-4.1-mini]\n", "other.yaml")
+    moved = cli("compile", other, "-o", out)
+    assert moved.exit_code == 0
+    assert "held the dataset" in moved.stderr and "'other' (text)" in moved.stderr
