@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,19 @@ def _prepare(spec: DatasetConfigBase | Mapping[str, Any] | str | Path) -> Prepar
     return prepare(validate_data(dict(spec) if isinstance(spec, Mapping) else spec, LineMap(None)))
 
 
+def _warn_if_another_dataset(target: Path, spec: Any) -> None:
+    """A dir that holds another dataset (name or type) is compiled over, as asked, but not silently: its
+    results stay there (never paid twice) yet no longer match, and its dataset files are rewritten."""
+    try:
+        old = json.loads((target / "manifest.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return
+    if (old.get("name"), old.get("type")) != (spec.name, spec.type):
+        log.warning("warning: %s held the dataset %r (%s); it now holds %r (%s): the earlier results stay in it "
+                    "but no longer count, and its dataset files are rewritten (give another -o to keep both)",
+                    target, old.get("name"), old.get("type"), spec.name, spec.type)
+
+
 def compile(
     spec_or_path: DatasetConfigBase | Mapping[str, Any] | str | Path,
     out_dir: str | Path | None = None,
@@ -90,6 +104,7 @@ def compile(
     prepared = _prepare(spec_or_path)
     spec_path = spec_or_path if isinstance(spec_or_path, (str, Path)) else None
     target = Path(out_dir) if out_dir is not None else default_out_dir(prepared.spec, spec_path)
+    _warn_if_another_dataset(target, prepared.spec)
     try:
         result = OutputDir(target).write_first_stage(prepared, prices=PriceTable.load(prices), strict=strict,
                                                      limits=limits, on_wait=log.warning)
