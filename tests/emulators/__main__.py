@@ -18,8 +18,14 @@ ENV = {"openai": "OPENAI_BASE_URL", "anthropic": "ANTHROPIC_BASE_URL", "gemini":
        "ollama": "OLLAMA_HOST", "hub": "HF_ENDPOINT"}
 
 
+DESCRIPTION = ("Serve loopback emulators of the vendors' APIs (OpenAI, Anthropic, Gemini, Ollama) and of the "
+               "Hugging Face Hub, to try every command without a key. Prints one line per emulator (<vendor> <url> "
+               "base_url=<SDK base URL> env=<VAR>=<value>), serves until --max-seconds have passed or the process "
+               "is signalled, then stops.")
+
+
 def main(argv: list[str] | None = None, prog: str = "python -m tests.emulators") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
     parser.add_argument("vendor", choices=[*EMULATORS, "all"])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 = ephemeral; with 'all', ports N..N+4 (openai, anthropic, gemini, ollama, hub)")
