@@ -144,10 +144,15 @@ def _read_override(path: Path) -> dict[str, Any]:
 
 def _check_price(model: Any, price: Any, fail: Any) -> None:
     from .loader import did_you_mean
+    from .spec import KNOWN_RUNTIMES
 
     where: tuple[str | int, ...] = ("models", model)
     if ":" not in str(model):
         raise fail(where, "name models as 'runtime:model', as in specs")
+    runtime = str(model).partition(":")[0]
+    if runtime not in KNOWN_RUNTIMES:  # a price no request could ever use
+        raise fail(where, f"unknown runtime {runtime!r}{did_you_mean(runtime, KNOWN_RUNTIMES)} (runtimes: "
+                          f"{', '.join(KNOWN_RUNTIMES)})")
     if not isinstance(price, dict):
         raise fail(where, f"give numeric 'input' and 'output' prices (USD per 1M tokens): {_PRICE_SHAPE}")
     known = PRICE_KEYS + OPTIONAL_PRICE_KEYS

@@ -155,6 +155,6 @@ def _budget_message(models: Mapping[str, list[str]], items: int, reasoning: int,
                      f"bound the reasoning with generation.{' or '.join(keys)}")
     if not fixes:
         fixes.append("use a model with a larger maximum output")
-    return (f"stage{'s' if len(stages) > 1 else ''} {', '.join(stages)}: answers of {', '.join(models)} need "
+    return (f"stage{'s' if len(stages) > 1 else ''} {', '.join(map(repr, stages))}: answers of {', '.join(models)} need "
             f"at least ~{needed:,} output tokens ({what}), more than {limit_text}: they would come back truncated, and "
             "truncated answers are paid for; " + ", or ".join(fixes))

@@ -202,7 +202,7 @@ models:
 
 def test_answers_longer_than_max_tokens_are_a_warning_with_the_numbers_and_the_fix(write_spec, cli, tmp_path):
     spec = spec_with(write_spec, "[openai:gpt-4.1-mini]", "num_samples_per_prompt: 50\n")
-    expected = ("num_samples_per_prompt: stage generate: answers of openai:gpt-4.1-mini need at least ~2,520 output "
+    expected = ("num_samples_per_prompt: stage 'generate': answers of openai:gpt-4.1-mini need at least ~2,520 output "
                 "tokens (~2,520 for 50 items of at least ~50 tokens; typical items take ~150), more than max_tokens "
                 "(2,048): they would come back truncated, and truncated answers are paid for; raise "
                 "generation.max_tokens to 2,520 or more, or lower num_samples_per_prompt to 40")
@@ -219,7 +219,7 @@ def test_reasoning_models_count_their_reasoning_against_max_tokens(write_spec, c
     warnings = plan_json(cli, spec)["warnings"]
     budget = [w for w in warnings if "output tokens" in w]
     assert budget == [
-        "line 6: generation.max_tokens: stage generate: answers of openai:o3-mini need at least ~1,294 output "
+        "line 6: generation.max_tokens: stage 'generate': answers of openai:o3-mini need at least ~1,294 output "
         "tokens (~270 for 5 items of at least ~50 tokens; typical items take ~150, plus ~1,024 for reasoning by "
         "default, assumed), more than max_tokens (1,200): they would come back truncated, and truncated answers "
         "are paid for; raise generation.max_tokens to 1,294 or more, or lower num_samples_per_prompt to 3, or "
@@ -382,6 +382,10 @@ PRICE_MISTAKES = [
      "a price cannot be negative"),
     ("entry-twice", "models:\n  openai:gpt-x: {input: 1, output: 2}\n  openai:gpt-x: {input: 1, output: 3}\n", 3,
      "models.openai:gpt-x", "duplicate key"),
+    ("unknown-runtime", "models:\n  opena:gpt-x: {input: 1, output: 2}\n", 2, "models.opena:gpt-x",
+     "unknown runtime 'opena'; did you mean 'openai'?"),
+    ("nan-price", "models:\n  openai:gpt-x: {input: .nan, output: 2}\n", 2, "models.openai:gpt-x.input",
+     "give numeric 'input' and 'output' prices"),
 ]
 
 
