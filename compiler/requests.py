@@ -143,7 +143,7 @@ def _mark_shared_prefixes(pending: Iterable[_Pending], long_ttl_from: int | None
     it); renderers put cache hints only on prefixes shared by 2 or more. Requests without a document pass
     through as they are.
     """
-    run: list[_Pending] = []
+    run: list[tuple[_Pending, str]] = []  # the requests of the current document, each with its prefix key
     document: object = None
     for item in pending:
         end = shared_prefix(item.request)
@@ -153,16 +153,15 @@ def _mark_shared_prefixes(pending: Iterable[_Pending], long_ttl_from: int | None
             run = []
         if end:
             document = doc
-            run.append(item)
+            run.append((item, prefix_key(item.request, end)))
         else:
             yield item
     yield from _counted(run, long_ttl_from)
 
 
-def _counted(run: list[_Pending], long_ttl_from: int | None) -> Iterator[_Pending]:
-    keys = [prefix_key(p.request, shared_prefix(p.request)) for p in run]
-    counts = Counter(keys)
-    for p, key in zip(run, keys, strict=True):
+def _counted(run: list[tuple[_Pending, str]], long_ttl_from: int | None) -> Iterator[_Pending]:
+    counts = Counter(key for _, key in run)
+    for p, key in run:
         meta = {**p.request["meta"], "prefix_shared_by": counts[key]}
         if long_ttl_from is not None and counts[key] >= long_ttl_from and p.request["model"].startswith("anthropic:"):
             meta["cache_ttl"] = "1h"
